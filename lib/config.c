@@ -1,0 +1,225 @@
+/* config.c: settings table, parser and documentation generator. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum conf_type { CONF_STR, CONF_INT, CONF_SIZE };
+
+struct conf_def {
+    const char *name;
+    enum conf_type type;
+    size_t offset;
+    size_t size; /* for strings: field size */
+    const char *def;
+    long long min, max;
+    const char *desc;
+};
+
+#define STR(f, d, desc) {#f, CONF_STR, offsetof(struct sx_config, f), sizeof(((struct sx_config *)0)->f), d, 0, 0, desc}
+#define INT(f, d, lo, hi, desc) {#f, CONF_INT, offsetof(struct sx_config, f), 0, d, lo, hi, desc}
+#define SIZE(f, d, lo, hi, desc) {#f, CONF_SIZE, offsetof(struct sx_config, f), 0, d, lo, hi, desc}
+
+static const struct conf_def defs[] = {
+    STR(log_level, "info", "debug, info, warn or error"),
+    STR(redis_socket, "", "Redis unix socket path; when set, redis_host/redis_port are ignored"),
+    STR(redis_host, "127.0.0.1", "Redis host"),
+    INT(redis_port, "6379", 1, 65535, "Redis TCP port"),
+    STR(redis_prefix, "sx", "prefix of every Redis key Sextant uses"),
+    STR(pg_conninfo, "dbname=sextant", "libpq connection string of the PostgreSQL database"),
+    STR(ingest_listen, "/run/sextant/ingest.sock", "sextant-ingest FastCGI socket: a unix path or host:port"),
+    INT(ingest_threads, "8", 1, 256, "sextant-ingest worker threads (at least nginx's upstream keepalive)"),
+    SIZE(max_body_bytes, "8m", 1024, 1LL << 30, "largest request body as received (compressed); over it: 413"),
+    SIZE(max_inflated_bytes, "32m", 1024, 1LL << 31, "largest body after gunzip; over it: 413"),
+    INT(max_json_depth, "64", 8, 1024, "deepest JSON nesting accepted; deeper: 400"),
+    INT(max_spans_per_request, "100000", 1, 10000000, "most spans in one request; more: 400"),
+    INT(max_attributes, "128", 1, 100000, "most attributes per span, event, link or resource; the rest are dropped and counted"),
+    INT(max_attr_key_len, "256", 1, 65536, "longest attribute key; longer attributes are dropped and counted"),
+    INT(max_attr_value_len, "16384", 16, 16777216, "longest string attribute value; longer ones are truncated"),
+    INT(max_any_value_depth, "8", 1, 64, "deepest nesting of array/kvlist attribute values"),
+    INT(max_events_per_span, "128", 0, 100000, "most events per span; the rest are dropped and counted"),
+    INT(max_links_per_span, "128", 0, 100000, "most links per span; the rest are dropped and counted"),
+    INT(stream_high_water, "20000", 10, 100000000, "ingest stream length (entries) over which ingest answers 503"),
+    INT(retry_after_seconds, "2", 1, 5, "Retry-After of 503 answers"),
+    INT(key_cache_ttl, "60", 1, 86400, "seconds a known ingest key stays cached in Redis"),
+    INT(key_negative_ttl, "10", 1, 3600, "seconds an unknown ingest key stays cached in Redis"),
+    INT(persist_batch_spans, "20000", 100, 1000000, "most spans sextant-persist writes in one transaction"),
+    INT(persist_block_ms, "1000", 10, 60000, "how long sextant-persist blocks waiting for entries"),
+    INT(persist_claim_idle_ms, "30000", 1000, 3600000, "pending entries idle this long are reclaimed from a dead consumer"),
+    INT(partition_days_ahead, "3", 1, 60, "daily partitions created ahead of time"),
+    STR(api_listen, "/run/sextant/api.sock", "sextant-api FastCGI socket: a unix path or host:port"),
+    INT(api_threads, "4", 1, 256, "sextant-api worker threads"),
+    INT(api_max_limit, "1000", 1, 100000, "largest page size of list endpoints"),
+};
+
+static const struct conf_def *find_def(const char *name)
+{
+    for (size_t i = 0; i < SX_ARRAY_LEN(defs); i++)
+        if (strcmp(defs[i].name, name) == 0) return &defs[i];
+    return NULL;
+}
+
+static int parse_number(const char *s, int is_size, long long *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s) return SX_ERR;
+    if (is_size && *end) {
+        long long mul = 1;
+        switch (tolower((unsigned char)*end)) {
+        case 'k': mul = 1LL << 10; break;
+        case 'm': mul = 1LL << 20; break;
+        case 'g': mul = 1LL << 30; break;
+        default: return SX_ERR;
+        }
+        end++;
+        if (*end == 'b' || *end == 'B') end++;
+        if (v > LLONG_MAX / mul) return SX_ERR;
+        v *= mul;
+    }
+    if (*end) return SX_ERR;
+    *out = v;
+    return SX_OK;
+}
+
+static int apply(struct sx_config *c, const struct conf_def *d, const char *value, char *err, size_t errlen)
+{
+    char *base = (char *)c + d->offset;
+    if (d->type == CONF_STR) {
+        size_t n = strlen(value);
+        if (n >= d->size) {
+            snprintf(err, errlen, "%s: value longer than %zu bytes", d->name, d->size - 1);
+            return SX_ERR;
+        }
+        memcpy(base, value, n + 1);
+        if (strcmp(d->name, "log_level") == 0 && n && strcmp(value, "debug") && strcmp(value, "info") &&
+            strcmp(value, "warn") && strcmp(value, "error")) {
+            snprintf(err, errlen, "log_level: expected debug, info, warn or error, got '%s'", value);
+            return SX_ERR;
+        }
+        return SX_OK;
+    }
+    long long v;
+    if (parse_number(value, d->type == CONF_SIZE, &v) != SX_OK) {
+        snprintf(err, errlen, "%s: '%s' is not a%s number", d->name, value,
+                 d->type == CONF_SIZE ? " size (like 512k, 8m)" : "n integer");
+        return SX_ERR;
+    }
+    if (v < d->min || v > d->max) {
+        snprintf(err, errlen, "%s: %lld is out of range [%lld, %lld]", d->name, v, d->min, d->max);
+        return SX_ERR;
+    }
+    memcpy(base, &v, sizeof(v));
+    return SX_OK;
+}
+
+void sx_config_defaults(struct sx_config *c)
+{
+    char err[256];
+    memset(c, 0, sizeof(*c));
+    for (size_t i = 0; i < SX_ARRAY_LEN(defs); i++)
+        if (apply(c, &defs[i], defs[i].def, err, sizeof(err)) != SX_OK) abort(); /* table bug */
+}
+
+int sx_config_set(struct sx_config *c, const char *name, const char *value, char *err, size_t errlen)
+{
+    const struct conf_def *d = find_def(name);
+    if (!d) {
+        snprintf(err, errlen, "unknown setting '%s'", name);
+        return SX_ERR;
+    }
+    return apply(c, d, value, err, errlen);
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s)) s++;
+    char *e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1])) *--e = '\0';
+    return s;
+}
+
+int sx_config_load(struct sx_config *c, const char *path, int required, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        if (!required && errno == ENOENT) return SX_OK;
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return SX_ERR;
+    }
+    char line[2048], msg[512];
+    int lineno = 0, rc = SX_OK;
+    while (fgets(line, sizeof(line), f)) {
+        lineno++;
+        if (!strchr(line, '\n') && !feof(f)) {
+            snprintf(err, errlen, "%s:%d: line too long", path, lineno);
+            rc = SX_ERR;
+            break;
+        }
+        char *s = trim(line);
+        if (!*s || *s == '#') continue;
+        char *sp = s;
+        while (*sp && !isspace((unsigned char)*sp) && *sp != '=') sp++;
+        char *value = sp;
+        if (*value) {
+            *value++ = '\0';
+            value = trim(value);
+            if (*value == '=') value = trim(value + 1);
+        }
+        size_t vl = strlen(value);
+        if (vl >= 2 && value[0] == '"' && value[vl - 1] == '"') {
+            value[vl - 1] = '\0';
+            value++;
+        }
+        if (sx_config_set(c, s, value, msg, sizeof(msg)) != SX_OK) {
+            snprintf(err, errlen, "%s:%d: %s", path, lineno, msg);
+            rc = SX_ERR;
+            break;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+void sx_config_default_path(char *out, size_t outlen)
+{
+    const char *p = getenv("SEXTANT_CONFIG");
+    if (p && *p) {
+        snprintf(out, outlen, "%s", p);
+        return;
+    }
+    const char *home = getenv("SEXTANT_HOME");
+    snprintf(out, outlen, "%s/sextant.conf", home && *home ? home : "./var");
+}
+
+static const char *type_name(const struct conf_def *d)
+{
+    return d->type == CONF_STR ? "string" : d->type == CONF_INT ? "integer" : "size";
+}
+
+void sx_config_print_help(FILE *f)
+{
+    fprintf(f, "settings (config file lines 'name value', or --set name=value):\n");
+    for (size_t i = 0; i < SX_ARRAY_LEN(defs); i++) {
+        const struct conf_def *d = &defs[i];
+        fprintf(f, "  %-24s %-8s default '%s'", d->name, type_name(d), d->def);
+        if (d->type != CONF_STR) fprintf(f, " [%lld..%lld]", d->min, d->max);
+        fprintf(f, "\n      %s\n", d->desc);
+    }
+}
+
+void sx_config_print_example(FILE *f)
+{
+    fprintf(f, "# Sextant configuration: one 'name value' per line; every setting shown with its default.\n");
+    for (size_t i = 0; i < SX_ARRAY_LEN(defs); i++) {
+        const struct conf_def *d = &defs[i];
+        fprintf(f, "\n# %s (%s", d->desc, type_name(d));
+        if (d->type != CONF_STR) fprintf(f, ", %lld..%lld", d->min, d->max);
+        fprintf(f, ")\n#%s %s\n", d->name, d->def[0] ? d->def : "\"\"");
+    }
+}

@@ -1,0 +1,73 @@
+/* config.h: the one declarative table of settings shared by every program.
+ *
+ * The file format is "name value" per line ('#' starts a comment), like
+ * redis.conf. Each program reads the same file and uses the settings it
+ * needs. The table drives parsing, bounds checks, --help and the example
+ * config (`sextantctl config example`). */
+#ifndef SX_CONFIG_H
+#define SX_CONFIG_H
+
+#include "sx.h"
+
+#include <stdio.h>
+
+#define SX_CONF_STR_MAX 512
+
+struct sx_config {
+    /* general */
+    char log_level[16];
+    char redis_socket[SX_CONF_STR_MAX]; /* unix socket path; wins over host/port */
+    char redis_host[SX_CONF_STR_MAX];
+    long long redis_port;
+    char redis_prefix[64];              /* every Redis key starts with this */
+    char pg_conninfo[SX_CONF_STR_MAX];  /* libpq connection string */
+    /* sextant-ingest */
+    char ingest_listen[SX_CONF_STR_MAX]; /* unix socket path or host:port */
+    long long ingest_threads;
+    long long max_body_bytes;         /* compressed body, as received */
+    long long max_inflated_bytes;     /* after gunzip */
+    long long max_json_depth;
+    long long max_spans_per_request;
+    long long max_attributes;         /* per span, event, link, resource */
+    long long max_attr_key_len;
+    long long max_attr_value_len;     /* longer string values are truncated */
+    long long max_any_value_depth;    /* nesting of array/kvlist values */
+    long long max_events_per_span;
+    long long max_links_per_span;
+    long long stream_high_water;      /* entries; over it ingest answers 503 */
+    long long retry_after_seconds;    /* Retry-After of 503 answers, 1-5 */
+    long long key_cache_ttl;          /* seconds a known key stays cached */
+    long long key_negative_ttl;       /* seconds an unknown key stays cached */
+    /* sextant-persist */
+    long long persist_batch_spans;    /* spans per COPY transaction at most */
+    long long persist_block_ms;       /* XREADGROUP BLOCK */
+    long long persist_claim_idle_ms;  /* pending entries idle this long are reclaimed */
+    long long partition_days_ahead;   /* daily partitions created in advance */
+    /* sextant-api */
+    char api_listen[SX_CONF_STR_MAX];
+    long long api_threads;
+    long long api_max_limit;          /* largest page size */
+};
+
+/* Fills every field with its default. */
+void sx_config_defaults(struct sx_config *c);
+
+/* Reads path over the current values (call sx_config_defaults first).
+ * Returns SX_OK, or SX_ERR with "file:line: message" in err. A missing file
+ * is an error only when required is nonzero. */
+int sx_config_load(struct sx_config *c, const char *path, int required, char *err, size_t errlen);
+
+/* Sets one setting by name from text (also used for --set name=value);
+ * SX_ERR with a message in err when unknown or out of bounds. */
+int sx_config_set(struct sx_config *c, const char *name, const char *value, char *err, size_t errlen);
+
+/* The config path programs use when none is given: $SEXTANT_CONFIG, else
+ * $SEXTANT_HOME/sextant.conf, else ./var/sextant.conf. Written into out. */
+void sx_config_default_path(char *out, size_t outlen);
+
+/* Prints every setting with its description, type, bounds and default. */
+void sx_config_print_help(FILE *f);
+/* Prints a commented example config file holding every default. */
+void sx_config_print_example(FILE *f);
+
+#endif
