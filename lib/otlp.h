@@ -80,7 +80,9 @@ size_t sx_otlp_trace_count(const sx_trace_req *req);
 uint8_t *sx_otlp_trace_pack(const sx_trace_req *req, struct sx_arena *a, size_t *len);
 
 /* Encodes an ExportTraceServiceResponse as protobuf or JSON into arena memory.
- * rejected == 0 gives the empty success response. NULL when the cap is hit. */
+ * partial_success is present when rejected > 0 or message is non-empty (with
+ * rejected 0 that is the OTLP way to warn that items were trimmed); otherwise
+ * the empty success response. NULL when the cap is hit. */
 uint8_t *sx_otlp_trace_response(int json, int64_t rejected, const char *message, struct sx_arena *a, size_t *len);
 
 /* Encodes a google.rpc.Status {code, message} as protobuf or JSON, the OTLP

@@ -1,0 +1,102 @@
+#!/bin/sh
+# fuzz.sh: builds the libFuzzer targets in fuzz/ with clang (fuzzer, address,
+# undefined), seeds each corpus from the shared OTLP fixtures and the decoder
+# test cases, and runs each target for ${1:-30} seconds. Exits non-zero when a
+# target crashes; the crashing input is kept under build/fuzz/artifacts/.
+#   scripts/fuzz.sh [seconds]        SX_FIXTURES=dir overrides the fixture dir
+set -eu
+
+SECS=${1:-30}
+cd "$(dirname "$0")/.."
+FIX=${SX_FIXTURES:-../shared/otlp-fixtures}
+OUT=build/fuzz
+GEN=$OUT/gen
+CC=${FUZZ_CC:-clang}
+
+command -v "$CC" >/dev/null || { echo "fuzz.sh: $CC not found" >&2; exit 1; }
+command -v protoc-c >/dev/null || { echo "fuzz.sh: protoc-c not found" >&2; exit 1; }
+
+# Generated protobuf code of our own .proto files, kept apart from the
+# Makefile's build/gen so the two never race.
+mkdir -p "$GEN" "$OUT/artifacts"
+for p in $(find proto -name '*.proto' | sort); do
+    protoc-c --proto_path=proto --c_out="$GEN" "$p"
+done
+PB_C=$(find "$GEN" -name '*.pb-c.c' | sort)
+
+LIB_C="lib/arena.c lib/buf.c lib/json.c lib/config.c lib/util.c lib/log.c
+       lib/gzip.c lib/otlp_pb.c lib/otlp_json.c lib/otlp_validate.c"
+CFLAGS="-std=c11 -g -O1 -D_GNU_SOURCE -Ilib -I$GEN -fsanitize=fuzzer,address,undefined
+        -fno-sanitize-recover=all -fno-omit-frame-pointer"
+LIBS="-lprotobuf-c -lyajl -lz -lm"
+
+# OTLP/JSON keys and tokens: helps the JSON target reach deep paths quickly.
+cat > "$OUT/trace_json.dict" <<'DICT'
+"\"resourceSpans\""
+"\"scopeSpans\""
+"\"spans\""
+"\"resource\""
+"\"scope\""
+"\"attributes\""
+"\"traceId\""
+"\"spanId\""
+"\"parentSpanId\""
+"\"startTimeUnixNano\""
+"\"endTimeUnixNano\""
+"\"timeUnixNano\""
+"\"events\""
+"\"links\""
+"\"status\""
+"\"code\""
+"\"kind\""
+"\"key\""
+"\"value\""
+"\"values\""
+"\"stringValue\""
+"\"intValue\""
+"\"doubleValue\""
+"\"boolValue\""
+"\"bytesValue\""
+"\"arrayValue\""
+"\"kvlistValue\""
+"\"5654e161600dfb2ffdfaf7d91808ac81\""
+"\"e6ddfe79ddf866f4\""
+"\"NaN\""
+"\"Infinity\""
+"\"SPAN_KIND_SERVER\""
+"null"
+"true"
+DICT
+
+seed() { # seed NAME files...
+    dir=fuzz/corpus-$1
+    shift
+    mkdir -p "$dir"
+    for f in "$@"; do
+        [ -f "$f" ] && cp -f "$f" "$dir/seed-$(basename "$f")"
+    done
+    return 0
+}
+seed trace_pb "$FIX"/traces-proto.bin "$FIX"/traces-payments-worker-proto.bin tests/data/otlp/pb_*.bin
+seed trace_json "$FIX"/traces-json.json "$FIX"/traces-payments-worker-json.json tests/data/otlp/json_*.json
+seed gunzip "$FIX"/*.gz
+
+fail=0
+for t in trace_pb trace_json gunzip; do
+    echo "== fuzz_$t: build"
+    # shellcheck disable=SC2086
+    "$CC" $CFLAGS -o "$OUT/fuzz_$t" "fuzz/fuzz_$t.c" $LIB_C $PB_C $LIBS
+    dict=""
+    [ "$t" = trace_json ] && dict="-dict=$OUT/trace_json.dict"
+    echo "== fuzz_$t: run ${SECS}s"
+    # shellcheck disable=SC2086
+    if ! "$OUT/fuzz_$t" -max_total_time="$SECS" -rss_limit_mb=1024 -timeout=10 -print_final_stats=1 \
+        -artifact_prefix="$OUT/artifacts/$t-" $dict "fuzz/corpus-$t" 2> "$OUT/fuzz_$t.log"; then
+        echo "fuzz_$t: CRASH, see $OUT/fuzz_$t.log and $OUT/artifacts/" >&2
+        tail -40 "$OUT/fuzz_$t.log" >&2
+        fail=1
+    fi
+    grep -E "^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb)|^Done" "$OUT/fuzz_$t.log" || true
+done
+[ "$fail" -eq 0 ] && echo "fuzz.sh: all targets ran clean for ${SECS}s each"
+exit "$fail"
