@@ -51,6 +51,10 @@ $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
 	@mkdir -p $(GEN)
 	protoc-c --proto_path=proto --c_out=$(GEN) $<
 
+# Keep generated sources: otherwise make deletes them as intermediates and
+# every build recompiles all of lib/.
+.SECONDARY: $(PROTO_C) $(PROTO_H)
+
 # Generated code is not ours to lint: build it with the plain warnings.
 $(GEN)/%.pb-c.o: $(GEN)/%.pb-c.c $(PROTO_H)
 	$(CC) $(CPPFLAGS) -std=c11 -Wall -Werror $(CFLAGS) $(SANFLAGS) -c -o $@ $<
@@ -85,6 +89,14 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBSX)
 
 unit-bins: $(UNIT_BIN)
 
+# --- benchmark tools (bench/NAME.c -> build/bench/NAME) -------------------------
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+$(BUILD)/bench/%: $(BUILD)/bench/%.o $(LIBSX)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcurl
+bench-bins: $(BENCH_BIN)
+
 # --- top-level commands --------------------------------------------------------
 deps:
 	@scripts/deps.sh
@@ -103,7 +115,7 @@ up: deps all
 down:
 	@scripts/stack.sh down
 
-bench: deps all
+bench: deps all bench-bins
 	@scripts/bench.sh
 
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)

@@ -40,12 +40,16 @@ struct sx_fcgi_server {
 
 /* Opens the socket (unix sockets get mode 0666 and refuse to steal a socket a
  * live process is listening on), starts the threads and serves until SIGTERM
- * or SIGINT. Returns SX_OK after a clean stop, SX_ERR if it could not start. */
+ * or SIGINT. Returns SX_OK after a clean stop, SX_ERR if it could not start.
+ * s is copied; the copy (not the strings or ctx it points to) stays alive for
+ * the process's lifetime, since idle threads are not joined: listen and ctx
+ * must therefore outlive the process's remaining run (static or heap). */
 int sx_fcgi_serve(const struct sx_fcgi_server *s);
 
 /* Helpers for handlers. */
-const char *sx_fcgi_param(struct sx_fcgi_req *r, const char *name); /* NULL if absent */
-/* Reads the whole body: up to max bytes. Returns SX_OK with *body/*len (arena
+/* Returns the FastCGI parameter name, or NULL if absent. */
+const char *sx_fcgi_param(struct sx_fcgi_req *r, const char *name);
+/* Reads the whole body: up to max bytes. Returns SX_OK with *body and *len set (arena
  * memory), SX_AGAIN when it is over max (413), SX_ERR when the read failed or
  * fell short of CONTENT_LENGTH (400). */
 int sx_fcgi_read_body(struct sx_fcgi_req *r, size_t max, uint8_t **body, size_t *len);

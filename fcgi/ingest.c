@@ -1,0 +1,506 @@
+/* ingest.c: sextant-ingest, the OTLP/HTTP edge: authenticate, read, gunzip, decode, validate, XADD, answer.
+ *
+ * Each FastCGI worker thread owns one Redis context (key cache and stream),
+ * one lazily opened PostgreSQL connection (key cache misses only) and its
+ * counters; the request arena belongs to the server loop (fcgi_server.h).
+ * Every answer follows the OTLP/HTTP spec: 200 with an Export response
+ * (partial_success when spans were dropped or trimmed) once XADD returned an
+ * id, otherwise a google.rpc.Status body in the request's encoding with
+ * 400/401/403/404/405/413/415, or 503 with Retry-After when Redis,
+ * PostgreSQL or the stream cannot take the batch. Never 500 for load. */
+#include "buf.h"
+#include "config.h"
+#include "fcgi_server.h"
+#include "gzip.h"
+#include "ingest_auth.h"
+#include "ingest_http.h"
+#include "ingest_stream.h"
+#include "json.h"
+#include "log.h"
+#include "otlp.h"
+#include "redis.h"
+
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define REDIS_CONNECT_TIMEOUT_MS 500
+#define REDIS_COMMAND_TIMEOUT_MS 2000
+#define ARENA_CHUNK (256 * 1024)
+#define DRAIN_CHUNK (16 * 1024)
+
+/* gRPC status codes carried in google.rpc.Status bodies. */
+#define GRPC_INVALID_ARGUMENT 3
+#define GRPC_NOT_FOUND 5
+#define GRPC_PERMISSION_DENIED 7
+#define GRPC_RESOURCE_EXHAUSTED 8
+#define GRPC_UNIMPLEMENTED 12
+#define GRPC_UNAVAILABLE 14
+#define GRPC_UNAUTHENTICATED 16
+
+/* Read-only after startup; shared by every thread. */
+struct ingest_ctx {
+    struct sx_config cfg;
+    struct sx_otlp_limits limits;
+};
+
+struct ingest_counters {
+    unsigned long long requests;
+    unsigned long long ok;
+    unsigned long long client_errors; /* 4xx */
+    unsigned long long unavailable;   /* 503 */
+    unsigned long long spans;         /* spans added to the stream */
+    unsigned long long spans_rejected;
+    unsigned long long bytes;         /* request bodies as received */
+};
+
+/* One per worker thread, owned by that thread (made in thread_init, freed in
+ * thread_term). */
+struct ingest_thread {
+    int thread_no;
+    redisContext *redis;
+    PGconn *pg;
+    struct sx_ingest_script script;
+    struct ingest_counters n;
+};
+
+/* The state of one request while it is handled. */
+struct ingest_req {
+    struct sx_fcgi_req *r;
+    const struct ingest_ctx *ctx;
+    struct ingest_thread *ts;
+    const char *path;
+    int json;           /* answer in JSON (JSON requests and unknown types) */
+    int body_read;      /* the body was consumed from the FastCGI stream */
+};
+
+static void *thread_init(int thread_no, void *vctx)
+{
+    const struct ingest_ctx *ctx = vctx;
+    struct ingest_thread *ts = sx_xcalloc(1, sizeof(*ts));
+    ts->thread_no = thread_no;
+    sx_ingest_script_reset(&ts->script);
+    /* A Redis that is down now is retried per request. */
+    sx_redis_ensure(&ts->redis, &ctx->cfg, REDIS_CONNECT_TIMEOUT_MS, REDIS_COMMAND_TIMEOUT_MS);
+    return ts;
+}
+
+static void thread_term(void *state, void *vctx)
+{
+    struct ingest_thread *ts = state;
+    SX_UNUSED(vctx);
+    if (!ts) return;
+    sx_info("thread %d: %llu requests, %llu ok, %llu client errors, %llu unavailable, %llu spans, %llu spans "
+            "rejected, %llu body bytes",
+            ts->thread_no, ts->n.requests, ts->n.ok, ts->n.client_errors, ts->n.unavailable, ts->n.spans,
+            ts->n.spans_rejected, ts->n.bytes);
+    if (ts->redis) redisFree(ts->redis);
+    PQfinish(ts->pg);
+    free(ts);
+}
+
+/* A body we answer without reading must not stay in the FastCGI connection:
+ * libfcgi would read it as the next request's records. Small ones are read
+ * and dropped; over max_body_bytes the connection is closed after this
+ * request instead (nginx then opens a new one). keepConnection is marked
+ * "don't use" in fcgiapp.h but is the only way to ask FCGX_Finish_r to close
+ * a kept connection; FCGX_Finish_r reads it for exactly that. */
+static void discard_body(struct ingest_req *q)
+{
+    unsigned long long cl = 0;
+    char sink[DRAIN_CHUNK];
+    if (q->body_read) return;
+    q->body_read = 1;
+    int lrc = sx_ingest_parse_length(sx_fcgi_param(q->r, "CONTENT_LENGTH"), &cl);
+    if (lrc == SX_OK && cl == 0) return;
+    if (lrc == SX_OK && cl > (unsigned long long)q->ctx->cfg.max_body_bytes) {
+        q->r->fcgx->keepConnection = 0;
+        return;
+    }
+    unsigned long long got = 0;
+    for (;;) {
+        int n = FCGX_GetStr(sink, (int)sizeof(sink), q->r->fcgx->in);
+        if (n <= 0) break;
+        got += (unsigned)n;
+        if (got > (unsigned long long)q->ctx->cfg.max_body_bytes) {
+            q->r->fcgx->keepConnection = 0;
+            break;
+        }
+    }
+}
+
+static int grpc_code(int status)
+{
+    switch (status) {
+    case 400: return GRPC_INVALID_ARGUMENT;
+    case 401: return GRPC_UNAUTHENTICATED;
+    case 403: return GRPC_PERMISSION_DENIED;
+    case 404: return GRPC_NOT_FOUND;
+    case 405: return GRPC_UNIMPLEMENTED;
+    case 413: return GRPC_RESOURCE_EXHAUSTED;
+    case 415: return GRPC_INVALID_ARGUMENT;
+    case 503: return GRPC_UNAVAILABLE;
+    default: return GRPC_INVALID_ARGUMENT;
+    }
+}
+
+static const char *content_type_of(int json)
+{
+    return json ? "application/json" : "application/x-protobuf";
+}
+
+/* Answers an error with a google.rpc.Status body in the request's encoding.
+ * msg must not live in the request arena: the arena is reset when it is
+ * full (after a 413 for NOMEM) so the answer can still be encoded. */
+static void fail(struct ingest_req *q, int status, const char *msg)
+{
+    char headers[96] = "";
+    size_t len = 0;
+    uint8_t *body;
+
+    discard_body(q);
+    if (status == 503)
+        snprintf(headers, sizeof(headers), "Retry-After: %lld\r\n", q->ctx->cfg.retry_after_seconds);
+    else if (status == 405)
+        snprintf(headers, sizeof(headers), "Allow: POST\r\n");
+    body = sx_otlp_status(q->json, grpc_code(status), msg, q->r->arena, &len);
+    if (!body) {
+        sx_arena_reset(q->r->arena);
+        body = sx_otlp_status(q->json, grpc_code(status), msg, q->r->arena, &len);
+    }
+    if (body)
+        sx_fcgi_respond(q->r, status, content_type_of(q->json), headers, body, len);
+    else
+        sx_fcgi_respond(q->r, status, "text/plain", headers, msg, strlen(msg));
+
+    if (status == 503)
+        q->ts->n.unavailable++;
+    else
+        q->ts->n.client_errors++;
+    sx_rinfo(q->r->reqid, "%d %.64s: %s", status, q->path ? q->path : "-", msg);
+}
+
+/* Answers 200 with an ExportTraceServiceResponse: partial_success when
+ * rejected > 0 or message is non-empty (a warning when only trimmed). */
+static void succeed(struct ingest_req *q, int64_t rejected, const char *message)
+{
+    size_t len = 0;
+    const char *m = message && message[0] ? message : NULL;
+    uint8_t *body = sx_otlp_trace_response(q->json, rejected, m, q->r->arena, &len);
+    if (!body) {
+        /* The batch is in the stream already: the arena may be reused. */
+        sx_arena_reset(q->r->arena);
+        body = sx_otlp_trace_response(q->json, rejected, m, q->r->arena, &len);
+    }
+    if (body)
+        sx_fcgi_respond(q->r, 200, content_type_of(q->json), NULL, body, len);
+    else
+        sx_fcgi_respond(q->r, 200, content_type_of(q->json), NULL, "", 0);
+    q->ts->n.ok++;
+}
+
+/* Authenticates the request; SX_OK with *key set, else the answer is sent. */
+static int authenticate(struct ingest_req *q, struct sx_ingest_key *key)
+{
+    const char *secret;
+    size_t secret_len;
+    char why[128];
+    struct ingest_thread *ts = q->ts;
+
+    if (sx_ingest_key_extract(sx_fcgi_param(q->r, "HTTP_X_API_KEY"), sx_fcgi_param(q->r, "HTTP_AUTHORIZATION"),
+                              &secret, &secret_len) != SX_OK) {
+        fail(q, 401, "missing API key: send it in X-API-Key or Authorization: Bearer");
+        return SX_ERR;
+    }
+    /* The lookup is the first Redis command of a request: a connection that
+     * died since the last one (Redis restarted) is found here and replaced
+     * once, so the restart costs no 503 when Redis is back. */
+    int rc = SX_ERR;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (!ts->redis || ts->redis->err) sx_ingest_script_reset(&ts->script);
+        if (sx_redis_ensure(&ts->redis, &q->ctx->cfg, REDIS_CONNECT_TIMEOUT_MS, REDIS_COMMAND_TIMEOUT_MS) != SX_OK) {
+            snprintf(why, sizeof(why), "Redis is unavailable");
+            break;
+        }
+        rc = sx_ingest_key_lookup(ts->redis, &ts->pg, &q->ctx->cfg, secret, secret_len, key, q->r->reqid, why,
+                                  sizeof(why));
+        if (rc == SX_OK || !ts->redis->err) break;
+    }
+    if (rc != SX_OK) {
+        fail(q, 503, why);
+        return SX_ERR;
+    }
+    switch (key->state) {
+    case SX_INGEST_KEY_ACTIVE: return SX_OK;
+    case SX_INGEST_KEY_REVOKED: fail(q, 403, "API key revoked"); return SX_ERR;
+    case SX_INGEST_KEY_SUSPENDED: fail(q, 403, "project suspended"); return SX_ERR;
+    default: fail(q, 401, "unknown API key"); return SX_ERR;
+    }
+}
+
+/* Reads (and gunzips) the body; SX_OK with *data set, else the answer is sent. */
+static int read_body(struct ingest_req *q, enum sx_ingest_cenc enc, uint8_t **data, size_t *len)
+{
+    const struct sx_config *c = &q->ctx->cfg;
+    unsigned long long cl = 0;
+    uint8_t *raw = NULL;
+    size_t raw_len = 0;
+    char msg[160];
+
+    if (sx_ingest_parse_length(sx_fcgi_param(q->r, "CONTENT_LENGTH"), &cl) == SX_OK &&
+        cl > (unsigned long long)c->max_body_bytes) {
+        snprintf(msg, sizeof(msg), "request body of %llu bytes is over the limit of %lld bytes", cl,
+                 c->max_body_bytes);
+        fail(q, 413, msg);
+        return SX_ERR;
+    }
+    q->body_read = 1; /* whatever happens next, the stream is consumed or the connection closed */
+    int rc = sx_fcgi_read_body(q->r, (size_t)c->max_body_bytes, &raw, &raw_len);
+    if (rc == SX_AGAIN) {
+        q->r->fcgx->keepConnection = 0; /* the rest of the body may still be unread */
+        snprintf(msg, sizeof(msg), "request body is over the limit of %lld bytes", c->max_body_bytes);
+        fail(q, 413, msg);
+        return SX_ERR;
+    }
+    if (rc != SX_OK) {
+        q->r->fcgx->keepConnection = 0; /* the stream is in an unknown state */
+        fail(q, 400, "could not read the request body (shorter than Content-Length)");
+        return SX_ERR;
+    }
+    q->ts->n.bytes += raw_len;
+    if (enc != SX_INGEST_CE_GZIP) {
+        *data = raw;
+        *len = raw_len;
+        return SX_OK;
+    }
+    rc = sx_gunzip(raw, raw_len, (size_t)c->max_inflated_bytes, q->r->arena, data, len);
+    switch (rc) {
+    case SX_GZIP_OK: return SX_OK;
+    case SX_GZIP_E_CORRUPT: fail(q, 400, "request body is not valid gzip"); return SX_ERR;
+    default:
+        snprintf(msg, sizeof(msg), "request body inflates past the limit of %lld bytes", c->max_inflated_bytes);
+        fail(q, 413, msg);
+        return SX_ERR;
+    }
+}
+
+/* Decodes data; SX_OK with *req set, else the answer is sent. */
+static int decode(struct ingest_req *q, const uint8_t *data, size_t len, sx_trace_req **req)
+{
+    char err[256] = "", msg[300];
+    int rc = q->json ? sx_otlp_trace_decode_json(data, len, q->r->arena, &q->ctx->limits, req, err, sizeof(err))
+                     : sx_otlp_trace_decode_pb(data, len, q->r->arena, &q->ctx->limits, req, err, sizeof(err));
+    if (rc == SX_OTLP_OK) return SX_OK;
+    if (rc == SX_OTLP_E_NOMEM) {
+        snprintf(msg, sizeof(msg), "request too large to decode%s%s", err[0] ? ": " : "", err);
+        fail(q, 413, msg);
+        return SX_ERR;
+    }
+    snprintf(msg, sizeof(msg), "%s", err[0] ? err : "undecodable request");
+    fail(q, 400, msg);
+    return SX_ERR;
+}
+
+static void handle(struct sx_fcgi_req *r, void *vctx)
+{
+    struct ingest_req q = {.r = r, .ctx = vctx, .ts = r->thread_state};
+    const struct sx_config *c = &q.ctx->cfg;
+    int64_t recv_ns = sx_now_ns();
+    struct sx_ingest_key key;
+    struct sx_otlp_stats st;
+    uint8_t *data = NULL;
+    size_t len = 0;
+    sx_trace_req *req = NULL;
+    char msg[512], id[64], why[128];
+
+    q.ts->n.requests++;
+    q.path = sx_fcgi_param(r, "DOCUMENT_URI");
+    if (!q.path) q.path = sx_fcgi_param(r, "SCRIPT_NAME");
+    const char *method = sx_fcgi_param(r, "REQUEST_METHOD");
+    const char *ctype = sx_fcgi_param(r, "CONTENT_TYPE");
+    enum sx_ingest_ctype ct = sx_ingest_ctype_parse(ctype);
+    q.json = ct != SX_INGEST_CT_PROTOBUF;
+
+    if (sx_ingest_route_parse(q.path) == SX_INGEST_ROUTE_NONE) {
+        snprintf(msg, sizeof(msg), "no OTLP endpoint at %.100s: this server accepts POST /v1/traces",
+                 q.path ? q.path : "?");
+        fail(&q, 404, msg);
+        return;
+    }
+    if (!method || strcmp(method, "POST") != 0) {
+        fail(&q, 405, "method not allowed: use POST");
+        return;
+    }
+    if (ct == SX_INGEST_CT_UNKNOWN) {
+        snprintf(msg, sizeof(msg), "unsupported Content-Type '%.80s': use application/x-protobuf or application/json",
+                 ctype ? ctype : "");
+        fail(&q, 415, msg);
+        return;
+    }
+    if (authenticate(&q, &key) != SX_OK) return;
+
+    const char *cenc = sx_fcgi_param(r, "HTTP_CONTENT_ENCODING");
+    enum sx_ingest_cenc enc = sx_ingest_cenc_parse(cenc);
+    if (enc == SX_INGEST_CE_UNKNOWN) {
+        snprintf(msg, sizeof(msg), "unsupported Content-Encoding '%.80s': use gzip or none", cenc);
+        fail(&q, 415, msg);
+        return;
+    }
+    if (read_body(&q, enc, &data, &len) != SX_OK) return;
+    if (decode(&q, data, len, &req) != SX_OK) return;
+
+    memset(&st, 0, sizeof(st));
+    sx_otlp_trace_validate(req, &q.ctx->limits, r->arena, &st);
+    int trimmed = sx_ingest_partial_message(&st, msg, sizeof(msg));
+    size_t rejected = SX_MAX(st.spans_rejected, st.spans_in - SX_MIN(st.spans_kept, st.spans_in));
+    q.ts->n.spans_rejected += rejected;
+    if (st.spans_kept == 0) {
+        /* Nothing to store: an empty request is a success, and a request whose
+         * spans were all invalid is a partial success rejecting them all. */
+        succeed(&q, (int64_t)rejected, trimmed ? msg : NULL);
+        sx_rdebug(r->reqid, "200 %s: %zu spans in, none stored, project %lld", q.path, st.spans_in, key.project_id);
+        return;
+    }
+
+    struct sx_ingest_entry e = {.project_id = key.project_id, .key_id = key.key_id, .count = st.spans_kept,
+                                .recv_ns = recv_ns};
+    e.body = sx_otlp_trace_pack(req, r->arena, &e.body_len);
+    if (!e.body) {
+        fail(&q, 413, "request too large to store after decoding");
+        return;
+    }
+    /* The stream holds what sextant-persist reads: answer only after XADD. */
+    if (!q.ts->redis || q.ts->redis->err) sx_ingest_script_reset(&q.ts->script);
+    if (sx_redis_ensure(&q.ts->redis, c, REDIS_CONNECT_TIMEOUT_MS, REDIS_COMMAND_TIMEOUT_MS) != SX_OK) {
+        fail(&q, 503, "Redis is unavailable");
+        return;
+    }
+    int rc = sx_ingest_stream_add(q.ts->redis, &q.ts->script, c, &e, id, sizeof(id), why, sizeof(why));
+    if (rc != SX_OK) {
+        fail(&q, 503, why);
+        return;
+    }
+    q.ts->n.spans += st.spans_kept;
+    succeed(&q, (int64_t)rejected, trimmed ? msg : NULL);
+    sx_rdebug(r->reqid, "200 %s: %zu spans stored, %zu rejected, %zu bytes, project %lld, entry %s", q.path,
+              st.spans_kept, rejected, e.body_len, key.project_id, id);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: sextant-ingest [--config FILE] [--set name=value]... [--instance NAME] [--help]\n"
+            "\n"
+            "OTLP/HTTP ingest (POST /v1/traces) behind nginx over FastCGI.\n"
+            "  --config FILE     settings file (default: $SEXTANT_CONFIG, else $SEXTANT_HOME/sextant.conf,\n"
+            "                    else ./var/sextant.conf; a missing default file is fine)\n"
+            "  --set name=value  override one setting (may repeat; applied after the file)\n"
+            "  --instance NAME   instance name shown in every log line\n"
+            "  --help            this text and every setting\n"
+            "\n");
+}
+
+/* Returns the value of option name at argv[*i] ("--name value" or
+ * "--name=value"), advancing *i; NULL when argv[*i] is not that option.
+ * *missing is set when the option has no value. */
+static const char *opt_value(int argc, char **argv, int *i, const char *name, int *missing)
+{
+    size_t n = strlen(name);
+    const char *a = argv[*i];
+    if (strncmp(a, name, n) != 0) return NULL;
+    if (a[n] == '=') return a + n + 1;
+    if (a[n] != '\0') return NULL;
+    if (*i + 1 >= argc) {
+        *missing = 1;
+        return NULL;
+    }
+    (*i)++;
+    return argv[*i];
+}
+
+int main(int argc, char **argv)
+{
+    static struct ingest_ctx ctx; /* lives for the whole process: threads read it */
+    char path[SX_CONF_STR_MAX], err[600];
+    const char *config_path = NULL, *instance = NULL;
+    const char **sets = sx_xcalloc((size_t)argc + 1, sizeof(*sets));
+    int nsets = 0, rc = 2;
+
+    /* Freed request memory must go back to the OS: large blocks through
+     * mmap, and few malloc arenas for our few threads. */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    mallopt(M_ARENA_MAX, 2);
+
+    for (int i = 1; i < argc; i++) {
+        int missing = 0;
+        const char *v;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            sx_config_print_help(stdout);
+            rc = 0;
+            goto out;
+        } else if ((v = opt_value(argc, argv, &i, "--config", &missing))) {
+            config_path = v;
+        } else if ((v = opt_value(argc, argv, &i, "--set", &missing))) {
+            sets[nsets++] = v;
+        } else if ((v = opt_value(argc, argv, &i, "--instance", &missing))) {
+            instance = v;
+        } else {
+            fprintf(stderr, "sextant-ingest: %s '%s'\n", missing ? "missing value for" : "unknown argument",
+                    argv[i]);
+            usage(stderr);
+            goto out;
+        }
+    }
+
+    sx_config_defaults(&ctx.cfg);
+    if (config_path) {
+        if (sx_config_load(&ctx.cfg, config_path, 1, err, sizeof(err)) != SX_OK) {
+            fprintf(stderr, "%s\n", err);
+            goto out;
+        }
+    } else {
+        sx_config_default_path(path, sizeof(path));
+        if (sx_config_load(&ctx.cfg, path, 0, err, sizeof(err)) != SX_OK) {
+            fprintf(stderr, "%s\n", err);
+            goto out;
+        }
+    }
+    for (int i = 0; i < nsets; i++) {
+        char name[128];
+        const char *eq = strchr(sets[i], '=');
+        size_t nl = eq ? (size_t)(eq - sets[i]) : 0;
+        if (!eq || nl == 0 || nl >= sizeof(name)) {
+            fprintf(stderr, "--set %s: expected name=value\n", sets[i]);
+            goto out;
+        }
+        memcpy(name, sets[i], nl);
+        name[nl] = '\0';
+        if (sx_config_set(&ctx.cfg, name, eq + 1, err, sizeof(err)) != SX_OK) {
+            fprintf(stderr, "--set %s: %s\n", sets[i], err);
+            goto out;
+        }
+    }
+
+    int level = sx_log_level_parse(ctx.cfg.log_level);
+    sx_log_init("sextant-ingest", instance, level == SX_ERR ? SX_LOG_INFO : level);
+    sx_otlp_limits_from_config(&ctx.limits, &ctx.cfg);
+
+    /* Static: worker threads parked on kept connections still read it
+     * after sx_fcgi_serve returned, until the process exits. */
+    static struct sx_fcgi_server srv;
+    srv.listen = ctx.cfg.ingest_listen;
+    srv.threads = (int)ctx.cfg.ingest_threads;
+    srv.backlog = 1024;
+    srv.arena_chunk = ARENA_CHUNK;
+    srv.arena_max = (size_t)ctx.cfg.max_body_bytes + 4 * (size_t)ctx.cfg.max_inflated_bytes + (1u << 20);
+    srv.thread_init = thread_init;
+    srv.thread_term = thread_term;
+    srv.handle = handle;
+    srv.ctx = &ctx;
+    rc = sx_fcgi_serve(&srv) == SX_OK ? 0 : 1;
+out:
+    free(sets);
+    return rc;
+}
