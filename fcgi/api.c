@@ -1,0 +1,598 @@
+/* api.c: sextant-api, the read side of the JSON API: command line, routing,
+ * authentication, project resolution and the per-request RLS transaction.
+ *
+ * Request flow: route on DOCUMENT_URI (404) and REQUEST_METHOD (405); hash
+ * the bearer token and look it up (401), cached per thread for a few
+ * seconds; open one transaction as sextant_reader with sextant.project_ids
+ * set to the token's projects (row-level security is the second wall; every
+ * query still filters on project_id); resolve {project} (id or slug) within
+ * the token's projects (404 whether it is missing or forbidden, so existence
+ * does not leak); run the handler; COMMIT or ROLLBACK. Resolving the project
+ * inside the transaction lets the API log in as a role that does not own the
+ * tables: `projects` has RLS too. PostgreSQL trouble is a 503 with
+ * Retry-After, never a crash. The login role needs SELECT on access_tokens
+ * and membership in sextant_reader (GRANT sextant_reader TO <api role>). */
+#include "api_int.h"
+
+#include "keys.h"
+#include "log.h"
+#include "pg.h"
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define PROGRAM "sextant-api"
+#define OUT_MAX ((size_t)128 << 20)     /* largest response body */
+#define OUT_KEEP ((size_t)4 << 20)      /* larger buffers are freed after the request */
+#define MAX_QUERY_PARAMS 64
+#define MAX_TOKEN_LEN 256
+#define TOKEN_CACHE_SIZE 16
+#define TOKEN_CACHE_TTL_NS (5LL * 1000000000LL)
+#define MAX_SEGMENTS 8
+
+/* A token lookup remembered for TOKEN_CACHE_TTL_NS (revocation takes effect
+ * within that time). Unknown tokens are remembered too, so a flood of bad
+ * tokens costs one query per token per thread every few seconds. */
+struct token_entry {
+    uint8_t hash[SX_SHA256_LEN];
+    int64_t expires_mono;   /* 0: empty slot */
+    uint64_t used;          /* LRU tick */
+    int known;              /* the token exists and is valid */
+    int project_id;         /* 0: no project (user token without projects) */
+};
+
+/* Per-thread state; owned by its thread, made by thread_init, freed by
+ * thread_term. */
+struct api_thread {
+    PGconn *pg;             /* lazy; redialled by sx_pg_ensure */
+    struct sx_buf out;      /* response body */
+    struct token_entry tokens[TOKEN_CACHE_SIZE];
+    uint64_t tick;
+};
+
+enum endpoint { EP_NONE, EP_HEALTH, EP_TRACES, EP_TRACE, EP_SERVICES };
+
+/* ---- helpers shared with api_traces.c ---------------------------------------- */
+
+int sx_api_fail(struct sx_api_req *r, int status, const char *code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+
+    struct sx_json w;
+    sx_buf_reset(r->out);
+    sx_json_init(&w, r->out);
+    sx_json_obj_open(&w);
+    sx_json_key(&w, "error");
+    sx_json_obj_open(&w);
+    sx_json_key(&w, "code");
+    sx_json_strz(&w, code);
+    sx_json_key(&w, "message");
+    sx_json_strz(&w, msg);
+    sx_json_obj_close(&w);
+    sx_json_obj_close(&w);
+    r->status = status;
+    return SX_ERR;
+}
+
+char *sx_api_strf(struct sx_api_req *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) return NULL;
+    char *p = sx_arena_alloc(r->fr->arena, (size_t)n + 1);
+    if (!p) return NULL;
+    va_start(ap, fmt);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return p;
+}
+
+const char *sx_api_param1(struct sx_api_req *r, const char *key, int *bad)
+{
+    if (sx_api_query_count(&r->q, key) > 1) {
+        sx_api_fail(r, 400, "bad_request", "parameter %s may be given only once", key);
+        *bad = 1;
+        return NULL;
+    }
+    const char *v = sx_api_query_get(&r->q, key);
+    return v && *v ? v : NULL;
+}
+
+/* One-line copy of a libpq message for the log. */
+static const char *one_line(const char *msg, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s", msg ? msg : "");
+    for (char *p = buf; *p; p++)
+        if (*p == '\n' || *p == '\r') *p = ' ';
+    size_t n = strlen(buf);
+    while (n && buf[n - 1] == ' ') buf[--n] = '\0';
+    return buf;
+}
+
+/* SQLSTATE classes that mean "try again later" rather than a bug. */
+static int transient_sqlstate(const char *st)
+{
+    if (!st) return 0;
+    return strncmp(st, "08", 2) == 0 ||     /* connection exception */
+           strncmp(st, "53", 2) == 0 ||     /* insufficient resources */
+           strncmp(st, "57", 2) == 0 ||     /* operator intervention, query_canceled (timeout) */
+           strncmp(st, "40", 2) == 0;       /* serialization / deadlock */
+}
+
+PGresult *sx_api_exec(struct sx_api_req *r, const char *sql, int nparams, const char *const *params, const char *what)
+{
+    char tmp[512];
+    for (int attempt = 0;; attempt++) {
+        PGconn *conn = *r->pgp;
+        PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+        ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+        if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+            r->may_retry = 0;
+            return res;
+        }
+        const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        int gone = PQstatus(conn) == CONNECTION_BAD;
+        int transient = gone || transient_sqlstate(state);
+        sx_rwarn(r->reqid, "%s failed: %s%s%s", what, state ? state : "", state ? " " : "",
+                 one_line(PQerrorMessage(conn), tmp, sizeof(tmp)));
+        PQclear(res);
+        /* A connection that died while idle (server restart) is redialled
+         * once, but only before this request sent anything. */
+        if (gone && r->may_retry && attempt == 0 && sx_pg_ensure(r->pgp, r->cfg->pg_conninfo) == SX_OK) continue;
+        if (transient) sx_api_fail(r, 503, "unavailable", "the database is unavailable, retry later");
+        else if (state && strncmp(state, "22", 2) == 0) /* data exception: a value PostgreSQL refused */
+            sx_api_fail(r, 400, "bad_request", "invalid parameter value");
+        else sx_api_fail(r, 500, "internal", "internal error");
+        return NULL;
+    }
+}
+
+/* ---- authentication and projects ---------------------------------------------- */
+
+/* Extracts the token of "Authorization: Bearer <token>"; NULL when absent. */
+static const char *bearer_token(const char *h, size_t *len)
+{
+    if (!h) return NULL;
+    while (*h == ' ' || *h == '\t') h++;
+    if (strncasecmp(h, "Bearer", 6) != 0 || (h[6] != ' ' && h[6] != '\t')) return NULL;
+    h += 6;
+    while (*h == ' ' || *h == '\t') h++;
+    size_t n = strlen(h);
+    while (n && (h[n - 1] == ' ' || h[n - 1] == '\t')) n--;
+    if (n == 0) return NULL;
+    *len = n;
+    return h;
+}
+
+static struct token_entry *cache_find(struct api_thread *t, const uint8_t *hash, int64_t now)
+{
+    for (int i = 0; i < TOKEN_CACHE_SIZE; i++) {
+        struct token_entry *e = &t->tokens[i];
+        if (e->expires_mono > now && memcmp(e->hash, hash, SX_SHA256_LEN) == 0) {
+            e->used = ++t->tick;
+            return e;
+        }
+    }
+    return NULL;
+}
+
+static void cache_put(struct api_thread *t, const uint8_t *hash, int known, int project_id, int64_t now)
+{
+    struct token_entry *victim = &t->tokens[0];
+    for (int i = 0; i < TOKEN_CACHE_SIZE; i++) {
+        struct token_entry *e = &t->tokens[i];
+        if (e->expires_mono <= now) {
+            victim = e;
+            break;
+        }
+        if (e->used < victim->used) victim = e;
+    }
+    memcpy(victim->hash, hash, SX_SHA256_LEN);
+    victim->expires_mono = now + TOKEN_CACHE_TTL_NS;
+    victim->used = ++t->tick;
+    victim->known = known;
+    victim->project_id = project_id;
+}
+
+/* Authenticates the request: fills allowed[] with the projects it may read
+ * (possibly none). SX_ERR with a 401 or 503 response set. */
+static int authenticate(struct sx_api_req *r, struct api_thread *t, int *allowed, size_t *nallowed)
+{
+    size_t len = 0;
+    const char *tok = bearer_token(sx_fcgi_param(r->fr, "HTTP_AUTHORIZATION"), &len);
+    uint8_t hash[SX_SHA256_LEN];
+    char hex[2 * SX_SHA256_LEN + 3];
+    int64_t now = sx_mono_ns();
+    PGresult *res = NULL;
+    int rc = SX_ERR;
+
+    *nallowed = 0;
+    if (!tok) return sx_api_fail(r, 401, "unauthorized", "missing bearer token");
+    if (len > MAX_TOKEN_LEN) return sx_api_fail(r, 401, "unauthorized", "invalid token");
+    sx_sha256(tok, len, hash);
+
+    struct token_entry *e = cache_find(t, hash, now);
+    if (!e) {
+        hex[0] = '\\';
+        hex[1] = 'x';
+        sx_hex_encode(hash, SX_SHA256_LEN, hex + 2);
+        const char *params[1] = {hex};
+        res = sx_api_exec(r,
+                          "SELECT id, project_id FROM access_tokens WHERE token_hash = $1::bytea "
+                          "AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())",
+                          1, params, "SELECT access_tokens");
+        if (!res) goto out;
+        int known = PQntuples(res) > 0;
+        int project = known && !PQgetisnull(res, 0, 1) ? atoi(PQgetvalue(res, 0, 1)) : 0;
+        cache_put(t, hash, known, project, now);
+        e = cache_find(t, hash, now);
+    }
+    if (!e || !e->known) {
+        sx_api_fail(r, 401, "unauthorized", "invalid token");
+        goto out;
+    }
+    /* Project tokens read exactly their project; user tokens (no project)
+     * read nothing until memberships exist. */
+    if (e->project_id > 0) allowed[(*nallowed)++] = e->project_id;
+    rc = SX_OK;
+out:
+    PQclear(res);
+    return rc;
+}
+
+static int slug_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 63) return 0;
+    if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9'))) return 0;
+    return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
+}
+
+/* Resolves {project} (id or slug) among the allowed projects into
+ * r->project_id. Missing and forbidden look the same: 404. */
+static int resolve_project(struct sx_api_req *r, const char *seg, const int *allowed, size_t nallowed)
+{
+    char list[SX_API_MAX_PROJECTS * 12 + 3];
+    size_t off = 0;
+    long long id = 0;
+    int numeric = strspn(seg, "0123456789") == strlen(seg);
+    PGresult *res = NULL;
+    int rc = SX_ERR;
+
+    if (nallowed == 0 || (numeric && sx_api_parse_int(seg, 1, INT_MAX, &id) != SX_OK) || (!numeric && !slug_ok(seg)))
+        return sx_api_fail(r, 404, "not_found", "project not found");
+    list[off++] = '{';
+    for (size_t i = 0; i < nallowed; i++) {
+        int n = snprintf(list + off, sizeof(list) - off, "%s%d", i ? "," : "", allowed[i]);
+        if (n < 0 || (size_t)n >= sizeof(list) - off) return sx_api_fail(r, 500, "internal", "internal error");
+        off += (size_t)n;
+    }
+    list[off++] = '}';
+    list[off] = '\0';
+
+    const char *params[2] = {seg, list};
+    res = sx_api_exec(r,
+                      numeric ? "SELECT id FROM projects WHERE id = $1::integer AND id = ANY ($2::integer[])"
+                              : "SELECT id FROM projects WHERE slug = $1 AND id = ANY ($2::integer[])",
+                      2, params, "SELECT projects");
+    if (!res) goto out;
+    if (PQntuples(res) != 1) {
+        sx_api_fail(r, 404, "not_found", "project not found");
+        goto out;
+    }
+    r->project_id = atoi(PQgetvalue(res, 0, 0));
+    rc = SX_OK;
+out:
+    PQclear(res);
+    return rc;
+}
+
+/* Opens the request's transaction as sextant_reader, limited by row-level
+ * security to the allowed projects. */
+static int begin_reader(struct sx_api_req *r, const int *allowed, size_t nallowed)
+{
+    char csv[SX_API_MAX_PROJECTS * 12 + 1];
+    size_t off = 0;
+    PGresult *res = NULL;
+
+    csv[0] = '\0';
+    for (size_t i = 0; i < nallowed; i++) {
+        int n = snprintf(csv + off, sizeof(csv) - off, "%s%d", i ? "," : "", allowed[i]);
+        if (n < 0 || (size_t)n >= sizeof(csv) - off) return sx_api_fail(r, 500, "internal", "internal error");
+        off += (size_t)n;
+    }
+    res = sx_api_exec(r, "BEGIN READ ONLY", 0, NULL, "BEGIN");
+    if (!res) return SX_ERR;
+    PQclear(res);
+    res = sx_api_exec(r, "SET LOCAL ROLE sextant_reader", 0, NULL, "SET ROLE sextant_reader");
+    if (!res) return SX_ERR;
+    PQclear(res);
+    res = sx_api_exec(r, "SET LOCAL statement_timeout = 15000", 0, NULL, "SET statement_timeout");
+    if (!res) return SX_ERR;
+    PQclear(res);
+    const char *params[1] = {csv};
+    res = sx_api_exec(r, "SELECT set_config('sextant.project_ids', $1, true)", 1, params, "set_config");
+    if (!res) return SX_ERR;
+    PQclear(res);
+    return SX_OK;
+}
+
+/* Ends the transaction: COMMIT after success, ROLLBACK otherwise. */
+static void end_txn(struct sx_api_req *r)
+{
+    PGconn *conn = *r->pgp;
+    if (!conn || PQstatus(conn) != CONNECTION_OK || PQtransactionStatus(conn) == PQTRANS_IDLE) return;
+    if (r->status == 200) {
+        PGresult *res = sx_api_exec(r, "COMMIT", 0, NULL, "COMMIT");
+        PQclear(res);
+        if (res) return; /* on failure sx_api_exec set the error response */
+    }
+    if (PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE)
+        sx_pg_exec(conn, "ROLLBACK", "ROLLBACK");
+}
+
+/* ---- endpoints outside the project scope -------------------------------------- */
+
+static void health(struct sx_api_req *r)
+{
+    struct sx_json w;
+    PGresult *res = NULL;
+    int ok = sx_pg_ensure(r->pgp, r->cfg->pg_conninfo) == SX_OK;
+    if (ok) {
+        if (PQtransactionStatus(*r->pgp) != PQTRANS_IDLE) sx_pg_exec(*r->pgp, "ROLLBACK", "ROLLBACK");
+        r->may_retry = 1;
+        res = sx_api_exec(r, "SELECT 1", 0, NULL, "SELECT 1");
+        ok = res != NULL;
+        PQclear(res);
+    }
+    sx_buf_reset(r->out);
+    sx_json_init(&w, r->out);
+    sx_json_obj_open(&w);
+    sx_json_key(&w, "status");
+    sx_json_strz(&w, ok ? "ok" : "unavailable");
+    sx_json_obj_close(&w);
+    r->status = ok ? 200 : 503;
+}
+
+/* ---- routing ------------------------------------------------------------------ */
+
+/* Splits path below /api/v1/ into segments (arena copies). Returns the count,
+ * or -1 when the path is not under /api/v1/ or has too many segments. */
+static int split_path(struct sx_api_req *r, const char *path, char **seg)
+{
+    static const char base[] = "/api/v1/";
+    if (strncmp(path, base, sizeof(base) - 1) != 0) return -1;
+    const char *p = path + sizeof(base) - 1;
+    char *copy = sx_arena_strndup(r->fr->arena, p, strlen(p));
+    if (!copy) return -1;
+    int n = 0;
+    for (char *s = copy;;) {
+        char *slash = strchr(s, '/');
+        if (n == MAX_SEGMENTS) return -1;
+        seg[n++] = s;
+        if (!slash) break;
+        *slash = '\0';
+        s = slash + 1;
+    }
+    return n;
+}
+
+static enum endpoint route(int n, char **seg)
+{
+    if (n == 1 && strcmp(seg[0], "health") == 0) return EP_HEALTH;
+    if (n < 3 || strcmp(seg[0], "projects") != 0 || !*seg[1]) return EP_NONE;
+    if (n == 3 && strcmp(seg[2], "traces") == 0) return EP_TRACES;
+    if (n == 4 && strcmp(seg[2], "traces") == 0 && *seg[3]) return EP_TRACE;
+    if (n == 3 && strcmp(seg[2], "services") == 0) return EP_SERVICES;
+    return EP_NONE;
+}
+
+/* Runs a project-scoped endpoint: auth, project, transaction, handler. */
+static void project_endpoint(struct sx_api_req *r, struct api_thread *t, enum endpoint ep, char **seg)
+{
+    int allowed[SX_API_MAX_PROJECTS];
+    size_t nallowed = 0;
+    char err[256];
+
+    if (sx_pg_ensure(r->pgp, r->cfg->pg_conninfo) != SX_OK) {
+        sx_api_fail(r, 503, "unavailable", "the database is unavailable, retry later");
+        return;
+    }
+    if (PQtransactionStatus(*r->pgp) != PQTRANS_IDLE) sx_pg_exec(*r->pgp, "ROLLBACK", "ROLLBACK");
+    r->may_retry = 1;
+    if (authenticate(r, t, allowed, &nallowed) != SX_OK) return;
+    if (nallowed == 0) {
+        sx_api_fail(r, 404, "not_found", "project not found");
+        return;
+    }
+    if (begin_reader(r, allowed, nallowed) != SX_OK || resolve_project(r, seg[1], allowed, nallowed) != SX_OK) {
+        end_txn(r);
+        return;
+    }
+    if (sx_api_query_parse(r->fr->arena, sx_fcgi_param(r->fr, "QUERY_STRING"), MAX_QUERY_PARAMS, &r->q, err,
+                           sizeof(err)) != SX_OK) {
+        sx_api_fail(r, 400, "bad_request", "%s", err);
+    } else {
+        switch (ep) {
+        case EP_TRACES: sx_api_traces_list(r); break;
+        case EP_TRACE: sx_api_trace_get(r, seg[3]); break;
+        case EP_SERVICES: sx_api_services_list(r); break;
+        default: sx_api_fail(r, 404, "not_found", "no such endpoint"); break;
+        }
+    }
+    end_txn(r);
+}
+
+static void handle(struct sx_fcgi_req *fr, void *ctx)
+{
+    const struct sx_config *cfg = ctx;
+    struct api_thread *t = fr->thread_state;
+    struct sx_api_req r;
+    char *seg[MAX_SEGMENTS];
+    char headers[160];
+
+    memset(&r, 0, sizeof(r));
+    r.fr = fr;
+    r.cfg = cfg;
+    r.pgp = &t->pg;
+    r.out = &t->out;
+    r.reqid = fr->reqid;
+    r.now_ns = sx_now_ns();
+    sx_buf_reset(r.out);
+
+    const char *method = sx_fcgi_param(fr, "REQUEST_METHOD");
+    const char *path = sx_fcgi_param(fr, "DOCUMENT_URI");
+    if (!path || !*path) path = sx_fcgi_param(fr, "SCRIPT_NAME");
+    if (!method) method = "";
+    if (!path) path = "";
+
+    int n = split_path(&r, path, seg);
+    enum endpoint ep = n > 0 ? route(n, seg) : EP_NONE;
+    int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    if (ep == EP_NONE) sx_api_fail(&r, 404, "not_found", "no such endpoint");
+    else if (!is_get) sx_api_fail(&r, 405, "method_not_allowed", "method %.16s not allowed: use GET", method);
+    else if (ep == EP_HEALTH) health(&r);
+    else project_endpoint(&r, t, ep, seg);
+
+    if (r.out->len == 0 || r.status == 0) sx_api_fail(&r, 500, "internal", "internal error");
+    if (r.status >= 500) sx_rwarn(r.reqid, "%s %.200s: %d", method, path, r.status);
+    else sx_rdebug(r.reqid, "%s %.200s: %d", method, path, r.status);
+
+    snprintf(headers, sizeof(headers), "Cache-Control: no-store\r\n%s",
+             r.status == 503   ? "Retry-After: 2\r\n"
+             : r.status == 405 ? "Allow: GET, HEAD\r\n"
+             : r.status == 401 ? "WWW-Authenticate: Bearer\r\n"
+                               : "");
+    if (sx_fcgi_respond(fr, r.status, "application/json", headers, r.out->data, r.out->len) != SX_OK)
+        sx_rdebug(r.reqid, "client went away before the response was written");
+    if (t->out.cap > OUT_KEEP) {
+        sx_buf_term(&t->out);
+        sx_buf_init(&t->out, OUT_MAX);
+    }
+}
+
+static void *thread_init(int thread_no, void *ctx)
+{
+    SX_UNUSED(thread_no);
+    SX_UNUSED(ctx);
+    struct api_thread *t = sx_xcalloc(1, sizeof(*t));
+    sx_buf_init(&t->out, OUT_MAX);
+    return t;
+}
+
+static void thread_term(void *state, void *ctx)
+{
+    SX_UNUSED(ctx);
+    struct api_thread *t = state;
+    if (!t) return;
+    if (t->pg) PQfinish(t->pg);
+    sx_buf_term(&t->out);
+    free(t);
+}
+
+/* ---- command line ---------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: " PROGRAM " [--config FILE] [--set name=value]... [--instance NAME] [--help]\n"
+            "Serves the read side of the JSON API (/api/v1/...) over FastCGI.\n"
+            "  --config FILE      settings file (default: $SEXTANT_CONFIG, else $SEXTANT_HOME/sextant.conf,\n"
+            "                     else ./var/sextant.conf; a missing default file is fine)\n"
+            "  --set name=value   override one setting (after the file)\n"
+            "  --instance NAME    instance name shown in logs\n"
+            "  --help             this text and every setting\n");
+}
+
+/* Returns the value of "--opt value" or "--opt=value" at argv[*i], or NULL
+ * when argv[*i] is not that option. Exits 2 when the value is missing. */
+static const char *opt_value(int argc, char **argv, int *i, const char *opt)
+{
+    size_t n = strlen(opt);
+    if (strncmp(argv[*i], opt, n) != 0) return NULL;
+    if (argv[*i][n] == '=') return argv[*i] + n + 1;
+    if (argv[*i][n] != '\0') return NULL;
+    if (*i + 1 >= argc) {
+        fprintf(stderr, PROGRAM ": %s needs a value\n", opt);
+        exit(2);
+    }
+    return argv[++*i];
+}
+
+int main(int argc, char **argv)
+{
+    static struct sx_config cfg; /* read by every thread; written only here */
+    char path[1024], err[1024];
+    const char *config = NULL, *instance = NULL, *v;
+    int nsets = 0;
+    const char **sets = sx_xcalloc((size_t)argc + 1, sizeof(*sets));
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            sx_config_print_help(stdout);
+            free(sets);
+            return 0;
+        } else if ((v = opt_value(argc, argv, &i, "--config"))) {
+            config = v;
+        } else if ((v = opt_value(argc, argv, &i, "--set"))) {
+            sets[nsets++] = v;
+        } else if ((v = opt_value(argc, argv, &i, "--instance"))) {
+            instance = v;
+        } else {
+            fprintf(stderr, PROGRAM ": unknown argument '%s'\n", argv[i]);
+            usage(stderr);
+            exit(2);
+        }
+    }
+
+    sx_config_defaults(&cfg);
+    if (config) snprintf(path, sizeof(path), "%s", config);
+    else sx_config_default_path(path, sizeof(path));
+    if (sx_config_load(&cfg, path, config != NULL, err, sizeof(err)) != SX_OK) {
+        fprintf(stderr, PROGRAM ": %s\n", err);
+        exit(2);
+    }
+    for (int i = 0; i < nsets; i++) {
+        char name[128];
+        const char *eq = strchr(sets[i], '=');
+        if (!eq || eq == sets[i] || (size_t)(eq - sets[i]) >= sizeof(name)) {
+            fprintf(stderr, PROGRAM ": --set expects name=value, got '%s'\n", sets[i]);
+            exit(2);
+        }
+        memcpy(name, sets[i], (size_t)(eq - sets[i]));
+        name[eq - sets[i]] = '\0';
+        if (sx_config_set(&cfg, name, eq + 1, err, sizeof(err)) != SX_OK) {
+            fprintf(stderr, PROGRAM ": --set: %s\n", err);
+            exit(2);
+        }
+    }
+    free(sets);
+
+    int level = sx_log_level_parse(cfg.log_level[0] ? cfg.log_level : "info");
+    sx_log_init(PROGRAM, instance, level < 0 ? SX_LOG_INFO : level);
+
+    /* Static: worker threads still read it while the process exits after
+     * sx_fcgi_serve returns (threads parked on kept connections never join). */
+    static struct sx_fcgi_server srv;
+    srv.listen = cfg.api_listen;
+    srv.threads = (int)cfg.api_threads;
+    srv.backlog = 1024;
+    srv.arena_chunk = 64 * 1024;
+    srv.arena_max = 64u << 20;
+    srv.thread_init = thread_init;
+    srv.thread_term = thread_term;
+    srv.handle = handle;
+    srv.ctx = &cfg;
+    return sx_fcgi_serve(&srv) == SX_OK ? 0 : 1;
+}
