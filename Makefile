@@ -53,7 +53,7 @@ $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
 
 # Keep generated sources: otherwise make deletes them as intermediates and
 # every build recompiles all of lib/.
-.SECONDARY: $(PROTO_C) $(PROTO_H)
+.SECONDARY: $(PROTO_C) $(PROTO_H) $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%.o,$(UNIT_SRC))
 
 # Generated code is not ours to lint: build it with the plain warnings.
 $(GEN)/%.pb-c.o: $(GEN)/%.pb-c.c $(PROTO_H)

@@ -1,0 +1,86 @@
+/* spanrow.h: encodes OTLP spans as PostgreSQL COPY text rows of the spans table.
+ *
+ * One row per span, fields separated by a tab, rows ended by a newline, in
+ * exactly the column order of `spans` in sql/001_core.sql (SX_SPANROW_COLUMNS),
+ * so a staging table made with `LIKE spans` takes the rows as they are:
+ *
+ *   project_id, trace_id, span_id, parent_span_id, start_time_ns, end_time_ns,
+ *   name, kind, service, status_code, status_message, http_method, http_route,
+ *   http_status_code, trace_state, scope_name, scope_version, attributes,
+ *   events, links, resource
+ *
+ * bytea is written as \\x<hex>, NULL as \N; text and jsonb are escaped for COPY
+ * text (backslash, newline, CR, tab) and repaired to valid UTF-8 without NUL
+ * (invalid bytes and NUL become U+FFFD) so PostgreSQL never rejects a row.
+ * Empty strings of optional columns (parent_span_id, status_message,
+ * trace_state, scope name/version) are written as NULL.
+ *
+ * Derived columns: service is the resource attribute service.name
+ * ("unknown_service" when missing); http_method from http.request.method or
+ * http.method; http_route from http.route; http_status_code from
+ * http.response.status_code or http.status_code (integer, or a numeric
+ * string). attributes and resource are JSON objects with typed values;
+ * events [{"timeUnixNano","name","attributes"}] and links
+ * [{"traceId","spanId","traceState","attributes"}] are NULL when empty.
+ *
+ * Spans whose trace id is not 16 bytes or span id not 8 bytes cannot satisfy
+ * the table's CHECKs: they are skipped and counted; a parent id of another
+ * length than 8 is written as NULL. Not thread-safe per encoder: one each. */
+#ifndef SX_SPANROW_H
+#define SX_SPANROW_H
+
+#include "buf.h"
+
+#include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
+
+#define SX_SPANROW_COLUMNS \
+    "project_id, trace_id, span_id, parent_span_id, start_time_ns, end_time_ns, name, kind, service, " \
+    "status_code, status_message, http_method, http_route, http_status_code, trace_state, scope_name, " \
+    "scope_version, attributes, events, links, resource"
+#define SX_SPANROW_NCOLUMNS 21
+
+#define SX_DAY_NS 86400000000000LL
+
+/* Encoder state; embedded by the caller (init/term). Fields are private
+ * except through the functions below. */
+struct sx_spanrow {
+    struct sx_buf json;    /* scratch: one JSON document before COPY escaping */
+    struct sx_buf b64;     /* scratch: base64 of bytes values */
+    struct sx_buf res;     /* COPY-escaped resource JSON of the current ResourceSpans */
+    int64_t *days;         /* UTC day starts (ns) of the rows, see sx_spanrow_days */
+    size_t ndays, days_cap;
+    int days_sorted;
+    size_t rows;           /* rows written since the last reset */
+    size_t skipped;        /* spans skipped (bad ids) since the last reset */
+};
+
+/* Initializes an encoder whose scratch buffers may grow to max_json bytes
+ * each (one attribute document). Term frees everything. */
+void sx_spanrow_init(struct sx_spanrow *e, size_t max_json);
+void sx_spanrow_term(struct sx_spanrow *e);
+
+/* Forgets the days and counters collected so far; keeps the storage. */
+void sx_spanrow_reset(struct sx_spanrow *e);
+
+/* Appends one COPY row per span of req for project_id to out and records
+ * each row's day. Returns SX_OK, or SX_ERR when out (or a scratch buffer)
+ * reached its maximum or memory ran out; out is then truncated back to its
+ * length at the call, so earlier rows stay valid, and the counters and days
+ * are as before the call. req stays owned by the caller. */
+int sx_spanrow_encode(struct sx_spanrow *e, const Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *req,
+                      long long project_id, struct sx_buf *out);
+
+/* The distinct UTC day starts (unix ns, see sx_spanrow_day) of the rows
+ * encoded since the last reset, sorted ascending; *n gets the count. The
+ * array belongs to the encoder and lives until the next encode/reset/term. */
+const int64_t *sx_spanrow_days(struct sx_spanrow *e, size_t *n);
+
+/* start_ns floored to the start of its UTC day (also for negative times),
+ * as sextant_ensure_span_partition does. */
+int64_t sx_spanrow_day(int64_t start_ns);
+
+/* Appends s[0..n) escaped for a COPY text field (backslash, newline, CR and
+ * tab escaped; invalid UTF-8 and NUL become U+FFFD). SX_ERR on overflow. */
+int sx_spanrow_copy_text(struct sx_buf *out, const char *s, size_t n);
+
+#endif

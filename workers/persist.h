@@ -1,0 +1,132 @@
+/* persist.h: sextant-persist internals shared by its files: the PostgreSQL writer, batches and writer threads. */
+#ifndef SX_PERSIST_H
+#define SX_PERSIST_H
+
+#include "buf.h"
+#include "config.h"
+#include "spanrow.h"
+
+#include <hiredis/hiredis.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <signal.h>
+
+/* Result of a batch write, beyond SX_OK / SX_ERR (retry later, with back-off):
+ * SX_AGAIN     deadlock or serialization failure: retry the batch at once;
+ * SX_PERSIST_EDATA  the data itself was refused (SQLSTATE class 22, 23, 54):
+ *              retrying the same rows cannot succeed, so the caller isolates
+ *              the offending entry. */
+#define SX_PERSIST_EDATA (-3)
+
+/* One entry's rows inside the batch's COPY buffer. */
+struct sx_persist_slice {
+    const char *data;
+    size_t len;
+};
+
+/* The PostgreSQL side of sextant-persist. Owned by the main loop (one per
+ * process); conn is rebuilt when it breaks. */
+struct sx_persist_db {
+    const char *conninfo;   /* borrowed from the config */
+    PGconn *conn;           /* NULL while disconnected */
+    int stage_ready;        /* spans_stage exists on conn */
+    int64_t *days;          /* UTC days whose partition is known to exist */
+    size_t ndays, days_cap;
+};
+
+void sx_persist_db_init(struct sx_persist_db *db, const char *conninfo);
+/* Closes the connection and frees the day cache. */
+void sx_persist_db_term(struct sx_persist_db *db);
+
+/* Connects when needed and prepares the session (temp stage table). SX_OK or
+ * SX_ERR (logged; the connection is dropped). */
+int sx_persist_db_ready(struct sx_persist_db *db);
+
+/* Makes sure the daily partitions of the n day starts (unix ns) exist,
+ * calling sextant_ensure_span_partition outside any transaction for days
+ * not cached yet. SX_OK or SX_ERR (logged). */
+int sx_persist_db_ensure_days(struct sx_persist_db *db, const int64_t *days, size_t n);
+
+/* Forgets the cached days (after an error that may come from a dropped
+ * partition). */
+void sx_persist_db_forget_days(struct sx_persist_db *db);
+
+/* Writes the rows of n slices in one transaction: COPY into spans_stage,
+ * then one statement inserting the new spans and upserting their traces,
+ * then COMMIT. *inserted gets the number of spans that were new. Returns
+ * SX_OK, SX_AGAIN, SX_PERSIST_EDATA or SX_ERR (see above), with the error
+ * message in err; the transaction is rolled back on every failure. */
+int sx_persist_db_write(struct sx_persist_db *db, const struct sx_persist_slice *s, size_t n, long long *inserted,
+                        char *err, size_t errlen);
+
+/* ---- batches and writer threads (persist_writer.c) ------------------------
+ *
+ * The main thread reads and decodes stream entries into a batch; full
+ * batches go to a queue that writer threads (each with its own PostgreSQL
+ * and Redis connection) write and acknowledge, so decoding overlaps writing
+ * and several PostgreSQL backends work at once. Batches come from a fixed
+ * pool: when every writer is busy the main thread waits (back-pressure). */
+
+/* Set by SIGTERM/SIGINT: finish the current batch, then exit. */
+extern volatile sig_atomic_t sx_persist_stop;
+
+/* One stream entry inside a batch. */
+struct sx_persist_entry {
+    size_t id_off, idlen;  /* its id in batch.ids */
+    size_t off, len;       /* its rows in batch.copy */
+    size_t rows;
+};
+
+/* Rows and entry ids of one transaction. Owned by the main thread while it
+ * fills it, then by one writer until it goes back to the free list. */
+struct sx_persist_batch {
+    struct sx_buf copy;          /* COPY text rows */
+    struct sx_spanrow enc;       /* row count and days of the rows */
+    struct sx_buf ids;           /* entry ids back to back */
+    struct sx_persist_entry *ents;
+    size_t nents, ents_cap;
+    struct sx_persist_batch *next;
+};
+
+/* State shared by the main thread and the writers; fields after mu are
+ * guarded by it. Lives in main for the whole process. */
+struct sx_persist_shared {
+    const struct sx_config *cfg;
+    const char *stream, *dead, *last_write_key, *written_key;
+    int nwriters;
+    pthread_t threads[8];
+    pthread_mutex_t mu;
+    pthread_cond_t work, freed;
+    struct sx_persist_batch *queue_head, *queue_tail, *free_list;
+    struct sx_persist_batch *all;   /* the pool, for freeing */
+    size_t nbatches;
+    int exiting;                    /* writers leave once the queue is empty */
+    int rescan;                     /* an ack failed: re-read our pending entries */
+    int acked;                      /* entries acknowledged since the last trim */
+    long long spans, batches, dead_letters;
+};
+
+/* Sleeps ms milliseconds in small steps unless sx_persist_stop is set. */
+void sx_persist_nap(int ms);
+
+/* Builds the batch pool (nwriters + 1 batches) and starts nwriters writer
+ * threads (1..8). Aborts when threads cannot be created. */
+void sx_persist_writers_start(struct sx_persist_shared *S, int nwriters);
+/* Lets the writers finish every queued batch, joins them and frees the pool. */
+void sx_persist_writers_stop(struct sx_persist_shared *S);
+
+/* A free batch, emptied; waits while all are in use. */
+struct sx_persist_batch *sx_persist_batch_get(struct sx_persist_shared *S);
+/* Queues a filled batch for the writers (an empty one goes back to the pool). */
+void sx_persist_batch_submit(struct sx_persist_shared *S, struct sx_persist_batch *b);
+/* Records an entry whose rows were appended to b->copy from offset off.
+ * Aborts on out-of-memory (ids are small). */
+void sx_persist_batch_add(struct sx_persist_batch *b, const char *id, size_t idlen, size_t off, size_t rows);
+
+/* Copies an entry (fields may be NULL) to the dead letter stream with an
+ * "error" field and acknowledges it, atomically (MULTI/EXEC). SX_ERR on a
+ * Redis failure: the entry stays pending and comes back. */
+int sx_persist_dead_letter(redisContext *rc, const struct sx_persist_shared *S, const char *id, size_t idlen,
+                           const redisReply *fields, const char *why);
+
+#endif
