@@ -38,6 +38,11 @@ struct worker {
 static atomic_int busy_requests;  /* requests between accept and finish */
 static atomic_int threads_ready;  /* threads that finished their init hook */
 static atomic_int stopping;
+/* The server copy and the workers live until the process exits (idle
+ * threads are never joined); static roots keep LeakSanitizer from calling
+ * them leaks once those threads have ended. */
+static struct sx_fcgi_server *live_server;
+static struct worker *live_workers;
 
 /* Refuses to take over a unix socket that a live process still accepts on. */
 static int check_socket_free(const char *path)
@@ -110,6 +115,7 @@ int sx_fcgi_serve(const struct sx_fcgi_server *caller)
      * connections): they read a copy that lives until the process exits. */
     struct sx_fcgi_server *s = sx_xmalloc(sizeof(*s));
     *s = *caller;
+    live_server = s;
     int listen_fd = -1, rc = SX_ERR, started = 0;
     struct worker *workers = NULL;
     int is_unix = strchr(s->listen, '/') != NULL;
@@ -138,6 +144,7 @@ int sx_fcgi_serve(const struct sx_fcgi_server *caller)
     }
 
     workers = sx_xcalloc((size_t)s->threads, sizeof(*workers));
+    live_workers = workers;
     for (int i = 0; i < s->threads; i++) {
         workers[i].srv = s;
         workers[i].thread_no = i;

@@ -39,6 +39,7 @@ run_unit() {
         log=$LOGDIR/$name.log
         rc=0
         ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:halt_on_error=1} \
+        LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$REPO/tests/lsan.supp:print_suppressions=0} \
             UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
             timeout 600 "$bin" </dev/null >"$log" 2>&1 || rc=$?
         pass=$(cmocka_count PASSED "$log")
@@ -62,7 +63,8 @@ run_unit() {
 }
 
 # Test stacks of this run still on disk: homes holding a stack.env newer than marker $1,
-# under our TMPDIR or /tmp/sx-e2e-* (where tests/e2e/lib/stack.mjs makes them). Each one
+# under this run's private TMPDIR (where tests/e2e/lib/stack.mjs makes them; never
+# /tmp at large, which may hold another run's live stacks). Each one
 # still running (its test process died) is stopped; the homes are printed.
 sweep_stacks() {
     local state home
@@ -70,10 +72,7 @@ sweep_stacks() {
         home=${state%/stack.env}
         SEXTANT_HOME=$home scripts/stack.sh down 2>&1 | grep -E 'stopping|error' | sed "s|^|  $home: |" || true
         echo "  test stack kept: $home (logs in $home/log)"
-    done < <({
-        find "$(dirname "$1")" -maxdepth 4 -name stack.env -newer "$1"
-        find /tmp -maxdepth 2 -path '/tmp/sx-e2e-*/stack.env' -newer "$1"
-    } 2>/dev/null | sort -u)
+    done < <(find "$(dirname "$1")" -maxdepth 4 -name stack.env -newer "$1" 2>/dev/null | sort -u)
 }
 
 run_e2e() {
@@ -107,6 +106,7 @@ run_e2e() {
     rc=0
     TMPDIR=$tmp SEXTANT_BIN=${SEXTANT_BIN:-$REPO/build-san/bin} SEXTANT_REPO=$REPO \
         ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0} \
+        LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$REPO/tests/lsan.supp:print_suppressions=0} \
         timeout "${SEXTANT_E2E_TIMEOUT:-2400}" \
         node --test --test-reporter=tap "$dir/" </dev/null 2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
     sweep_stacks "$tmp/.start"
