@@ -4,10 +4,14 @@
  * one lazily opened PostgreSQL connection (key cache misses only) and its
  * counters; the request arena belongs to the server loop (fcgi_server.h).
  * Every answer follows the OTLP/HTTP spec: 200 with an Export response
- * (partial_success when spans were dropped or trimmed) once XADD returned an
+ * (partial_success when items were dropped or trimmed) once XADD returned an
  * id, otherwise a google.rpc.Status body in the request's encoding with
  * 400/401/403/404/405/413/415, or 503 with Retry-After when Redis,
- * PostgreSQL or the stream cannot take the batch. Never 500 for load. */
+ * PostgreSQL or the stream cannot take the batch. Never 500 for load.
+ *
+ * The three signals (POST /v1/traces, /v1/logs, /v1/metrics) share one code
+ * path: a small table (signals[]) holds what differs: the decoders, the
+ * validator, the packer, the response type and the stream. */
 #include "buf.h"
 #include "config.h"
 #include "fcgi_server.h"
@@ -19,6 +23,7 @@
 #include "log.h"
 #include "otlp.h"
 #include "redis.h"
+#include "stream.h"
 
 #include <malloc.h>
 #include <stdio.h>
@@ -45,13 +50,28 @@ struct ingest_ctx {
     struct sx_otlp_limits limits;
 };
 
+/* One OTLP signal: what differs between /v1/traces, /v1/logs and
+ * /v1/metrics. The functions wrap the typed otlp.h ones. */
+struct signal {
+    const char *noun;   /* item noun for logs: "spans" */
+    const char *stream; /* stream.h name */
+    int (*decode)(int json, const uint8_t *buf, size_t len, struct sx_arena *a, const struct sx_otlp_limits *l,
+                  ProtobufCMessage **out, char *err, size_t errlen);
+    void (*validate)(ProtobufCMessage *req, const struct sx_otlp_limits *l, struct sx_arena *a,
+                     struct sx_otlp_stats *st);
+    uint8_t *(*pack)(const ProtobufCMessage *req, struct sx_arena *a, size_t *len);
+    uint8_t *(*response)(int json, int64_t rejected, const char *message, struct sx_arena *a, size_t *len);
+};
+
+enum { SIG_TRACES, SIG_LOGS, SIG_METRICS, SIG_COUNT };
+
 struct ingest_counters {
     unsigned long long requests;
     unsigned long long ok;
     unsigned long long client_errors; /* 4xx */
     unsigned long long unavailable;   /* 503 */
-    unsigned long long spans;         /* spans added to the stream */
-    unsigned long long spans_rejected;
+    unsigned long long items[SIG_COUNT];    /* items added to the streams, per signal */
+    unsigned long long rejected[SIG_COUNT]; /* items dropped by validation, per signal */
     unsigned long long bytes;         /* request bodies as received */
 };
 
@@ -71,9 +91,95 @@ struct ingest_req {
     const struct ingest_ctx *ctx;
     struct ingest_thread *ts;
     const char *path;
+    const struct signal *sig; /* NULL until routed */
     int json;           /* answer in JSON (JSON requests and unknown types) */
     int body_read;      /* the body was consumed from the FastCGI stream */
 };
+
+/* --- the signal table ------------------------------------------------------------- */
+
+static int traces_decode(int json, const uint8_t *buf, size_t len, struct sx_arena *a,
+                         const struct sx_otlp_limits *l, ProtobufCMessage **out, char *err, size_t errlen)
+{
+    sx_trace_req *req = NULL;
+    int rc = json ? sx_otlp_trace_decode_json(buf, len, a, l, &req, err, errlen)
+                  : sx_otlp_trace_decode_pb(buf, len, a, l, &req, err, errlen);
+    *out = req ? &req->base : NULL;
+    return rc;
+}
+
+static void traces_validate(ProtobufCMessage *req, const struct sx_otlp_limits *l, struct sx_arena *a,
+                            struct sx_otlp_stats *st)
+{
+    sx_otlp_trace_validate((sx_trace_req *)req, l, a, st);
+}
+
+static uint8_t *traces_pack(const ProtobufCMessage *req, struct sx_arena *a, size_t *len)
+{
+    return sx_otlp_trace_pack((const sx_trace_req *)req, a, len);
+}
+
+static int logs_decode(int json, const uint8_t *buf, size_t len, struct sx_arena *a, const struct sx_otlp_limits *l,
+                       ProtobufCMessage **out, char *err, size_t errlen)
+{
+    sx_logs_req *req = NULL;
+    int rc = json ? sx_otlp_logs_decode_json(buf, len, a, l, &req, err, errlen)
+                  : sx_otlp_logs_decode_pb(buf, len, a, l, &req, err, errlen);
+    *out = req ? &req->base : NULL;
+    return rc;
+}
+
+static void logs_validate(ProtobufCMessage *req, const struct sx_otlp_limits *l, struct sx_arena *a,
+                          struct sx_otlp_stats *st)
+{
+    sx_otlp_logs_validate((sx_logs_req *)req, l, a, st);
+}
+
+static uint8_t *logs_pack(const ProtobufCMessage *req, struct sx_arena *a, size_t *len)
+{
+    return sx_otlp_logs_pack((const sx_logs_req *)req, a, len);
+}
+
+static int metrics_decode(int json, const uint8_t *buf, size_t len, struct sx_arena *a,
+                          const struct sx_otlp_limits *l, ProtobufCMessage **out, char *err, size_t errlen)
+{
+    sx_metrics_req *req = NULL;
+    int rc = json ? sx_otlp_metrics_decode_json(buf, len, a, l, &req, err, errlen)
+                  : sx_otlp_metrics_decode_pb(buf, len, a, l, &req, err, errlen);
+    *out = req ? &req->base : NULL;
+    return rc;
+}
+
+static void metrics_validate(ProtobufCMessage *req, const struct sx_otlp_limits *l, struct sx_arena *a,
+                             struct sx_otlp_stats *st)
+{
+    sx_otlp_metrics_validate((sx_metrics_req *)req, l, a, st);
+}
+
+static uint8_t *metrics_pack(const ProtobufCMessage *req, struct sx_arena *a, size_t *len)
+{
+    return sx_otlp_metrics_pack((const sx_metrics_req *)req, a, len);
+}
+
+static const struct signal signals[SIG_COUNT] = {
+    [SIG_TRACES] = {"spans", SX_STREAM_SPANS, traces_decode, traces_validate, traces_pack,
+                    sx_otlp_trace_response},
+    [SIG_LOGS] = {"log records", SX_STREAM_LOGS, logs_decode, logs_validate, logs_pack,
+                  sx_otlp_logs_response},
+    [SIG_METRICS] = {"data points", SX_STREAM_METRICS, metrics_decode, metrics_validate,
+                     metrics_pack, sx_otlp_metrics_response},
+};
+
+/* The signal of a route; NULL for SX_INGEST_ROUTE_NONE. */
+static const struct signal *signal_of(enum sx_ingest_route route)
+{
+    switch (route) {
+    case SX_INGEST_ROUTE_TRACES: return &signals[SIG_TRACES];
+    case SX_INGEST_ROUTE_LOGS: return &signals[SIG_LOGS];
+    case SX_INGEST_ROUTE_METRICS: return &signals[SIG_METRICS];
+    default: return NULL;
+    }
+}
 
 static void *thread_init(int thread_no, void *vctx)
 {
@@ -91,10 +197,11 @@ static void thread_term(void *state, void *vctx)
     struct ingest_thread *ts = state;
     SX_UNUSED(vctx);
     if (!ts) return;
-    sx_info("thread %d: %llu requests, %llu ok, %llu client errors, %llu unavailable, %llu spans, %llu spans "
-            "rejected, %llu body bytes",
-            ts->thread_no, ts->n.requests, ts->n.ok, ts->n.client_errors, ts->n.unavailable, ts->n.spans,
-            ts->n.spans_rejected, ts->n.bytes);
+    sx_info("thread %d: %llu requests, %llu ok, %llu client errors, %llu unavailable, %llu body bytes; "
+            "stored/rejected: %llu/%llu spans, %llu/%llu log records, %llu/%llu data points",
+            ts->thread_no, ts->n.requests, ts->n.ok, ts->n.client_errors, ts->n.unavailable, ts->n.bytes,
+            ts->n.items[SIG_TRACES], ts->n.rejected[SIG_TRACES], ts->n.items[SIG_LOGS], ts->n.rejected[SIG_LOGS],
+            ts->n.items[SIG_METRICS], ts->n.rejected[SIG_METRICS]);
     if (ts->redis) redisFree(ts->redis);
     PQfinish(ts->pg);
     free(ts);
@@ -181,17 +288,17 @@ static void fail(struct ingest_req *q, int status, const char *msg)
     sx_rinfo(q->r->reqid, "%d %.64s: %s", status, q->path ? q->path : "-", msg);
 }
 
-/* Answers 200 with an ExportTraceServiceResponse: partial_success when
- * rejected > 0 or message is non-empty (a warning when only trimmed). */
+/* Answers 200 with the signal's Export*ServiceResponse: partial_success
+ * when rejected > 0 or message is non-empty (a warning when only trimmed). */
 static void succeed(struct ingest_req *q, int64_t rejected, const char *message)
 {
     size_t len = 0;
     const char *m = message && message[0] ? message : NULL;
-    uint8_t *body = sx_otlp_trace_response(q->json, rejected, m, q->r->arena, &len);
+    uint8_t *body = q->sig->response(q->json, rejected, m, q->r->arena, &len);
     if (!body) {
         /* The batch is in the stream already: the arena may be reused. */
         sx_arena_reset(q->r->arena);
-        body = sx_otlp_trace_response(q->json, rejected, m, q->r->arena, &len);
+        body = q->sig->response(q->json, rejected, m, q->r->arena, &len);
     }
     if (body)
         sx_fcgi_respond(q->r, 200, content_type_of(q->json), NULL, body, len);
@@ -286,11 +393,10 @@ static int read_body(struct ingest_req *q, enum sx_ingest_cenc enc, uint8_t **da
 }
 
 /* Decodes data; SX_OK with *req set, else the answer is sent. */
-static int decode(struct ingest_req *q, const uint8_t *data, size_t len, sx_trace_req **req)
+static int decode(struct ingest_req *q, const uint8_t *data, size_t len, ProtobufCMessage **req)
 {
     char err[256] = "", msg[300];
-    int rc = q->json ? sx_otlp_trace_decode_json(data, len, q->r->arena, &q->ctx->limits, req, err, sizeof(err))
-                     : sx_otlp_trace_decode_pb(data, len, q->r->arena, &q->ctx->limits, req, err, sizeof(err));
+    int rc = q->sig->decode(q->json, data, len, q->r->arena, &q->ctx->limits, req, err, sizeof(err));
     if (rc == SX_OTLP_OK) return SX_OK;
     if (rc == SX_OTLP_E_NOMEM) {
         snprintf(msg, sizeof(msg), "request too large to decode%s%s", err[0] ? ": " : "", err);
@@ -311,7 +417,7 @@ static void handle(struct sx_fcgi_req *r, void *vctx)
     struct sx_otlp_stats st;
     uint8_t *data = NULL;
     size_t len = 0;
-    sx_trace_req *req = NULL;
+    ProtobufCMessage *req = NULL;
     char msg[512], id[64], why[128];
 
     q.ts->n.requests++;
@@ -322,12 +428,15 @@ static void handle(struct sx_fcgi_req *r, void *vctx)
     enum sx_ingest_ctype ct = sx_ingest_ctype_parse(ctype);
     q.json = ct != SX_INGEST_CT_PROTOBUF;
 
-    if (sx_ingest_route_parse(q.path) == SX_INGEST_ROUTE_NONE) {
-        snprintf(msg, sizeof(msg), "no OTLP endpoint at %.100s: this server accepts POST /v1/traces",
+    q.sig = signal_of(sx_ingest_route_parse(q.path));
+    if (!q.sig) {
+        snprintf(msg, sizeof(msg),
+                 "no OTLP endpoint at %.100s: this server accepts POST /v1/traces, /v1/logs and /v1/metrics",
                  q.path ? q.path : "?");
         fail(&q, 404, msg);
         return;
     }
+    size_t sig_no = (size_t)(q.sig - signals);
     if (!method || strcmp(method, "POST") != 0) {
         fail(&q, 405, "method not allowed: use POST");
         return;
@@ -351,21 +460,22 @@ static void handle(struct sx_fcgi_req *r, void *vctx)
     if (decode(&q, data, len, &req) != SX_OK) return;
 
     memset(&st, 0, sizeof(st));
-    sx_otlp_trace_validate(req, &q.ctx->limits, r->arena, &st);
+    q.sig->validate(req, &q.ctx->limits, r->arena, &st);
     int trimmed = sx_ingest_partial_message(&st, msg, sizeof(msg));
-    size_t rejected = SX_MAX(st.spans_rejected, st.spans_in - SX_MIN(st.spans_kept, st.spans_in));
-    q.ts->n.spans_rejected += rejected;
-    if (st.spans_kept == 0) {
+    size_t rejected = SX_MAX(st.items_rejected, st.items_in - SX_MIN(st.items_kept, st.items_in));
+    q.ts->n.rejected[sig_no] += rejected;
+    if (st.items_kept == 0) {
         /* Nothing to store: an empty request is a success, and a request whose
-         * spans were all invalid is a partial success rejecting them all. */
+         * items were all invalid is a partial success rejecting them all. */
         succeed(&q, (int64_t)rejected, trimmed ? msg : NULL);
-        sx_rdebug(r->reqid, "200 %s: %zu spans in, none stored, project %lld", q.path, st.spans_in, key.project_id);
+        sx_rdebug(r->reqid, "200 %s: %zu %s in, none stored, project %lld", q.path, st.items_in, q.sig->noun,
+                  key.project_id);
         return;
     }
 
-    struct sx_ingest_entry e = {.project_id = key.project_id, .key_id = key.key_id, .count = st.spans_kept,
-                                .recv_ns = recv_ns};
-    e.body = sx_otlp_trace_pack(req, r->arena, &e.body_len);
+    struct sx_ingest_entry e = {.project_id = key.project_id, .key_id = key.key_id, .count = st.items_kept,
+                                .recv_ns = recv_ns, .stream = q.sig->stream};
+    e.body = q.sig->pack(req, r->arena, &e.body_len);
     if (!e.body) {
         fail(&q, 413, "request too large to store after decoding");
         return;
@@ -381,10 +491,10 @@ static void handle(struct sx_fcgi_req *r, void *vctx)
         fail(&q, 503, why);
         return;
     }
-    q.ts->n.spans += st.spans_kept;
+    q.ts->n.items[sig_no] += st.items_kept;
     succeed(&q, (int64_t)rejected, trimmed ? msg : NULL);
-    sx_rdebug(r->reqid, "200 %s: %zu spans stored, %zu rejected, %zu bytes, project %lld, entry %s", q.path,
-              st.spans_kept, rejected, e.body_len, key.project_id, id);
+    sx_rdebug(r->reqid, "200 %s: %zu %s stored, %zu rejected, %zu bytes, project %lld, entry %s", q.path,
+              st.items_kept, q.sig->noun, rejected, e.body_len, key.project_id, id);
 }
 
 static void usage(FILE *f)
@@ -392,7 +502,7 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: sextant-ingest [--config FILE] [--set name=value]... [--instance NAME] [--help]\n"
             "\n"
-            "OTLP/HTTP ingest (POST /v1/traces) behind nginx over FastCGI.\n"
+            "OTLP/HTTP ingest (POST /v1/traces, /v1/logs, /v1/metrics) behind nginx over FastCGI.\n"
             "  --config FILE     settings file (default: $SEXTANT_CONFIG, else $SEXTANT_HOME/sextant.conf,\n"
             "                    else ./var/sextant.conf; a missing default file is fine)\n"
             "  --set name=value  override one setting (may repeat; applied after the file)\n"

@@ -30,6 +30,8 @@ enum sx_ingest_route sx_ingest_route_parse(const char *path)
 {
     if (!path) return SX_INGEST_ROUTE_NONE;
     if (strcmp(path, "/v1/traces") == 0) return SX_INGEST_ROUTE_TRACES;
+    if (strcmp(path, "/v1/logs") == 0) return SX_INGEST_ROUTE_LOGS;
+    if (strcmp(path, "/v1/metrics") == 0) return SX_INGEST_ROUTE_METRICS;
     return SX_INGEST_ROUTE_NONE;
 }
 
@@ -178,6 +180,8 @@ int sx_ingest_partial_message(const struct sx_otlp_stats *st, char *out, size_t 
     if (outlen) out[0] = '\0';
     counts[0] = '\0';
     add_count(counts, sizeof(counts), &off, st->spans_rejected, "spans rejected");
+    add_count(counts, sizeof(counts), &off, st->metrics_dropped, "metrics dropped");
+    add_count(counts, sizeof(counts), &off, st->bodies_truncated, "log bodies truncated");
     add_count(counts, sizeof(counts), &off, st->attrs_dropped, "attributes dropped");
     add_count(counts, sizeof(counts), &off, st->values_truncated, "values truncated");
     add_count(counts, sizeof(counts), &off, st->events_dropped, "events dropped");

@@ -5,10 +5,12 @@
 #include "otlp.h"
 #include "sx.h"
 
-/* Signals routed under /v1/. Only traces are served for now. */
+/* Signals routed under /v1/. */
 enum sx_ingest_route {
     SX_INGEST_ROUTE_NONE = 0, /* anything else: 404 */
-    SX_INGEST_ROUTE_TRACES
+    SX_INGEST_ROUTE_TRACES,
+    SX_INGEST_ROUTE_LOGS,
+    SX_INGEST_ROUTE_METRICS
 };
 
 /* Request body encodings we decode. */
@@ -38,7 +40,8 @@ struct sx_ingest_key {
     enum sx_ingest_key_state state;
 };
 
-/* Maps DOCUMENT_URI to a route; NULL or unknown paths give SX_INGEST_ROUTE_NONE. */
+/* Maps DOCUMENT_URI to a route (/v1/traces, /v1/logs, /v1/metrics, exactly);
+ * NULL or unknown paths give SX_INGEST_ROUTE_NONE. */
 enum sx_ingest_route sx_ingest_route_parse(const char *path);
 
 /* Parses a Content-Type header, ignoring parameters (";charset=...") and
@@ -71,9 +74,9 @@ int sx_ingest_key_cache_format(const struct sx_ingest_key *k, char *out, size_t 
 int sx_ingest_parse_length(const char *s, unsigned long long *out);
 
 /* Writes the partial_success message for what validation dropped or trimmed
- * into out: the validator's reason, else counts ("3 attributes dropped, 1
- * values truncated"); empty when nothing was. Returns nonzero when
- * something was. */
+ * (any signal) into out: the validator's reason, else counts ("3 attributes
+ * dropped, 1 values truncated"); empty when nothing was. Returns nonzero
+ * when something was. */
 int sx_ingest_partial_message(const struct sx_otlp_stats *st, char *out, size_t outlen);
 
 #endif

@@ -1,4 +1,4 @@
-/* ingest_stream.c: the guarded XADD of one batch to the ingest span stream; see ingest_stream.h.
+/* ingest_stream.c: the guarded XADD of one batch to an ingest stream; see ingest_stream.h.
  *
  * The high-water check and the XADD run in one Lua script so that concurrent
  * ingest processes cannot all pass the check and overshoot together. The
@@ -56,7 +56,7 @@ int sx_ingest_stream_add(redisContext *rc, struct sx_ingest_script *s, const str
 
     id[0] = '\0';
     why[0] = '\0';
-    sx_redis_key(stream, sizeof(stream), c, SX_STREAM_SPANS);
+    sx_redis_key(stream, sizeof(stream), c, e->stream ? e->stream : SX_STREAM_SPANS);
     snprintf(hw, sizeof(hw), "%lld", c->stream_high_water);
     snprintf(p, sizeof(p), "%lld", e->project_id);
     snprintf(k, sizeof(k), "%lld", e->key_id);

@@ -1,4 +1,4 @@
-/* ingest_stream.h: the guarded XADD of one batch to the ingest span stream (stream.h contract). */
+/* ingest_stream.h: the guarded XADD of one batch to an ingest stream (stream.h contract). */
 #ifndef SX_INGEST_STREAM_H
 #define SX_INGEST_STREAM_H
 
@@ -18,16 +18,17 @@ struct sx_ingest_script {
 struct sx_ingest_entry {
     long long project_id;
     long long key_id;
-    size_t count;        /* spans in the batch */
+    size_t count;        /* items in the batch: spans, log records or data points */
     int64_t recv_ns;     /* receive time, unix ns */
-    const uint8_t *body; /* packed ExportTraceServiceRequest */
+    const uint8_t *body; /* packed Export*ServiceRequest */
     size_t body_len;
+    const char *stream;  /* SX_STREAM_SPANS, _LOGS or _METRICS (stream.h); NULL: spans */
 };
 
 /* Forgets the loaded script (the next add loads it again). */
 void sx_ingest_script_reset(struct sx_ingest_script *s);
 
-/* Appends e to "<prefix>:stream:spans" unless the stream holds
+/* Appends e to "<prefix>:<e->stream>" unless the stream holds
  * stream_high_water entries or more, atomically (Lua: XLEN then XADD). Uses
  * EVALSHA, falling back to EVAL on NOSCRIPT. Returns SX_OK with the entry id
  * in id, SX_AGAIN when the stream is over its high-water mark (nothing

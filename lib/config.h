@@ -34,6 +34,9 @@ struct sx_config {
     long long max_any_value_depth;    /* nesting of array/kvlist values */
     long long max_events_per_span;
     long long max_links_per_span;
+    long long max_log_records_per_request;
+    long long max_points_per_request; /* metric data points of every kind */
+    long long max_log_body_len;       /* longer string log bodies are truncated */
     long long stream_high_water;      /* entries; over it ingest answers 503 */
     long long retry_after_seconds;    /* Retry-After of 503 answers, 1-5 */
     long long key_cache_ttl;          /* seconds a known key stays cached */

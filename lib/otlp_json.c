@@ -1,18 +1,26 @@
-/* otlp_json.c: OTLP/JSON trace request decoding into protobuf-c structs.
+/* otlp_json.c: OTLP/JSON request decoding into protobuf-c structs, for every
+ * signal (traces, logs, metrics).
  *
- * Design: yajl's callback parser drives a small stack machine. Each frame is
- * either an object being filled (a protobuf-c message of a known kind, with
+ * Design: yajl's callback parser drives a small stack machine steered by the
+ * protobuf-c descriptors of the request type, so one engine decodes every
+ * OTLP message and the JSON result is exactly the struct protobuf-c's unpack
+ * would give. Each frame is either an object being filled (a message, with
  * the field named by the last key) or an array appending to a repeated field
- * of its parent. Unknown keys holding objects or arrays are skipped as whole
- * subtrees by a counter, without frames. yajl and every struct allocate from
- * the request arena, so nothing is freed one by one.
+ * (of messages or of scalars) of its parent. Unknown keys holding objects or
+ * arrays are skipped as whole subtrees by a counter, without frames. yajl and
+ * every struct allocate from the request arena, so nothing is freed one by
+ * one.
  *
  * OTLP/JSON rules (opentelemetry-proto docs/specification.md, "JSON Protobuf
- * Encoding"): lowerCamelCase keys (snake_case accepted), trace and span ids
- * as hex (empty string = absent), 64-bit integers as strings or numbers,
- * enums as integers (names accepted too), bytes as base64, unknown fields
- * ignored, null = absent. A wrong type for a known field is a schema error. */
-#include "otlp.h"
+ * Encoding"): lowerCamelCase keys (snake_case accepted: keys match field
+ * names ignoring case and '_'), trace and span ids as hex (empty string =
+ * absent), other bytes as base64, 64-bit integers as strings or numbers,
+ * enums as integers (proto names accepted too), doubles as numbers or
+ * strings ("NaN", "Infinity"), unknown fields ignored, null = absent. Setting
+ * a member of a oneof selects it (AnyValue values, NumberDataPoint asInt /
+ * asDouble, the histogram sum/min/max presence oneofs). A wrong type for a
+ * known field is a schema error. */
+#include "otlp_int.h"
 
 #include <yajl/yajl_parse.h>
 
@@ -24,127 +32,44 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef Opentelemetry__Proto__Trace__V1__ResourceSpans pb_rs;
-typedef Opentelemetry__Proto__Trace__V1__ScopeSpans pb_ss;
-typedef Opentelemetry__Proto__Trace__V1__Span pb_span;
-typedef Opentelemetry__Proto__Trace__V1__Span__Event pb_event;
-typedef Opentelemetry__Proto__Trace__V1__Span__Link pb_link;
-typedef Opentelemetry__Proto__Trace__V1__Status pb_status;
-typedef Opentelemetry__Proto__Resource__V1__Resource pb_resource;
-typedef Opentelemetry__Proto__Common__V1__InstrumentationScope pb_scope;
-typedef Opentelemetry__Proto__Common__V1__KeyValue pb_kv;
-typedef Opentelemetry__Proto__Common__V1__AnyValue pb_any;
-typedef Opentelemetry__Proto__Common__V1__ArrayValue pb_arr;
-typedef Opentelemetry__Proto__Common__V1__KeyValueList pb_kvlist;
-
 /* JSON nesting allowed when the limits say nothing. */
 #define JSON_DEFAULT_DEPTH 64
 
-/* Frame kinds: objects (messages) and arrays (repeated fields). */
-enum kind {
-    K_REQ, K_RS, K_RES, K_SS, K_SCOPE, K_SPAN, K_EVENT, K_LINK, K_STATUS, K_KV, K_ANY, K_ARRVAL, K_KVLIST,
-    A_RS, A_SS, A_SPAN, A_EVENT, A_LINK, A_KV, A_ANY
-};
-
-/* Field ids, shared by every object kind. */
-enum field {
-    F_NONE = 0, F_UNKNOWN, F_RESOURCE_SPANS, F_RESOURCE, F_SCOPE_SPANS, F_SCHEMA_URL, F_ATTRIBUTES,
-    F_DROPPED_ATTRS, F_SCOPE, F_SPANS, F_NAME, F_VERSION, F_TRACE_ID, F_SPAN_ID, F_TRACE_STATE,
-    F_PARENT_SPAN_ID, F_FLAGS, F_KIND, F_START, F_END, F_EVENTS, F_DROPPED_EVENTS, F_LINKS,
-    F_DROPPED_LINKS, F_STATUS, F_TIME, F_MESSAGE, F_CODE, F_KEY, F_VALUE, F_STRING_VALUE, F_BOOL_VALUE,
-    F_INT_VALUE, F_DOUBLE_VALUE, F_BYTES_VALUE, F_ARRAY_VALUE, F_KVLIST_VALUE, F_VALUES
-};
-
-struct fname {
-    const char *name; /* lowerCamelCase; matched ignoring case and '_' */
-    unsigned char id;
-};
-
-static const struct fname req_fields[] = {{"resourceSpans", F_RESOURCE_SPANS}, {NULL, 0}};
-static const struct fname rs_fields[] = {
-    {"resource", F_RESOURCE}, {"scopeSpans", F_SCOPE_SPANS}, {"schemaUrl", F_SCHEMA_URL}, {NULL, 0}};
-static const struct fname res_fields[] = {
-    {"attributes", F_ATTRIBUTES}, {"droppedAttributesCount", F_DROPPED_ATTRS}, {NULL, 0}};
-static const struct fname ss_fields[] = {
-    {"scope", F_SCOPE}, {"spans", F_SPANS}, {"schemaUrl", F_SCHEMA_URL}, {NULL, 0}};
-static const struct fname scope_fields[] = {{"name", F_NAME},
-                                            {"version", F_VERSION},
-                                            {"attributes", F_ATTRIBUTES},
-                                            {"droppedAttributesCount", F_DROPPED_ATTRS},
-                                            {NULL, 0}};
-static const struct fname span_fields[] = {{"traceId", F_TRACE_ID},
-                                           {"spanId", F_SPAN_ID},
-                                           {"parentSpanId", F_PARENT_SPAN_ID},
-                                           {"name", F_NAME},
-                                           {"kind", F_KIND},
-                                           {"startTimeUnixNano", F_START},
-                                           {"endTimeUnixNano", F_END},
-                                           {"attributes", F_ATTRIBUTES},
-                                           {"droppedAttributesCount", F_DROPPED_ATTRS},
-                                           {"events", F_EVENTS},
-                                           {"droppedEventsCount", F_DROPPED_EVENTS},
-                                           {"links", F_LINKS},
-                                           {"droppedLinksCount", F_DROPPED_LINKS},
-                                           {"status", F_STATUS},
-                                           {"traceState", F_TRACE_STATE},
-                                           {"flags", F_FLAGS},
-                                           {NULL, 0}};
-static const struct fname event_fields[] = {{"timeUnixNano", F_TIME},
-                                            {"name", F_NAME},
-                                            {"attributes", F_ATTRIBUTES},
-                                            {"droppedAttributesCount", F_DROPPED_ATTRS},
-                                            {NULL, 0}};
-static const struct fname link_fields[] = {{"traceId", F_TRACE_ID},
-                                           {"spanId", F_SPAN_ID},
-                                           {"traceState", F_TRACE_STATE},
-                                           {"attributes", F_ATTRIBUTES},
-                                           {"droppedAttributesCount", F_DROPPED_ATTRS},
-                                           {"flags", F_FLAGS},
-                                           {NULL, 0}};
-static const struct fname status_fields[] = {{"message", F_MESSAGE}, {"code", F_CODE}, {NULL, 0}};
-static const struct fname kv_fields[] = {{"key", F_KEY}, {"value", F_VALUE}, {NULL, 0}};
-static const struct fname any_fields[] = {{"stringValue", F_STRING_VALUE}, {"intValue", F_INT_VALUE},
-                                          {"boolValue", F_BOOL_VALUE},     {"doubleValue", F_DOUBLE_VALUE},
-                                          {"arrayValue", F_ARRAY_VALUE},   {"kvlistValue", F_KVLIST_VALUE},
-                                          {"bytesValue", F_BYTES_VALUE},   {NULL, 0}};
-static const struct fname values_fields[] = {{"values", F_VALUES}, {NULL, 0}};
-
-static const struct fname *const kind_fields[] = {
-    [K_REQ] = req_fields,     [K_RS] = rs_fields,         [K_RES] = res_fields,   [K_SS] = ss_fields,
-    [K_SCOPE] = scope_fields, [K_SPAN] = span_fields,     [K_EVENT] = event_fields, [K_LINK] = link_fields,
-    [K_STATUS] = status_fields, [K_KV] = kv_fields,       [K_ANY] = any_fields,   [K_ARRVAL] = values_fields,
-    [K_KVLIST] = values_fields,
-};
-
-/* The JSON name of a field id, for error messages. */
-static const char *field_name(unsigned id)
-{
-    for (size_t k = 0; k < SX_ARRAY_LEN(kind_fields); k++)
-        for (const struct fname *f = kind_fields[k]; f->name; f++)
-            if (f->id == id) return f->name;
-    return "?";
-}
-
 struct frame {
-    unsigned char kind;
-    unsigned char field; /* object frames: field named by the last key */
-    void *obj;           /* object frames: the message being filled */
-    void ***items;       /* array frames: the parent's repeated field */
-    size_t *n;
-    size_t cap;
+    const ProtobufCMessageDescriptor *desc; /* object frames: the message's type */
+    ProtobufCMessage *msg;                  /* object frames: the message being filled;
+                                               array frames: the message owning the field */
+    const ProtobufCFieldDescriptor *field;  /* object frames: named by the last key (NULL:
+                                               unknown); array frames: the repeated field */
+    size_t cap;                             /* array frames: elements allocated */
+    int is_array;
+};
+
+/* Key lookups repeat (every span has the same keys): a small direct-mapped
+ * cache of (message type, key) -> field, per request, skips the search. */
+#define KEY_CACHE_SLOTS 128
+#define KEY_CACHE_LEN 30
+
+struct key_slot {
+    const ProtobufCMessageDescriptor *desc; /* NULL: empty slot */
+    const ProtobufCFieldDescriptor *fd;     /* NULL: unknown key */
+    unsigned char len;
+    char key[KEY_CACHE_LEN];
 };
 
 struct ctx {
+    struct key_slot keys[KEY_CACHE_SLOTS];
     struct sx_arena *a;
     const struct sx_otlp_limits *l;
-    sx_trace_req *req;
+    const struct sx_otlp_schema *schema;
+    ProtobufCMessage *req;
     struct frame *st; /* frames; st[nframes - 1] is the top */
     size_t nframes;
     size_t depth;     /* open containers: frames + skipped ones */
     size_t max_depth;
     size_t skip;      /* > 0 while inside an unknown subtree */
-    size_t nspans;
-    size_t max_spans;
+    size_t nitems;
+    size_t max_items;
     int err;
     char *errbuf;
     size_t errlen;
@@ -205,26 +130,83 @@ static void y_free(void *ctx, void *ptr)
     SX_UNUSED(ptr);
 }
 
-/* --- small parsers ---------------------------------------------------------- */
 
-static unsigned char field_lookup(unsigned kind, const unsigned char *k, size_t n)
+/* --- field names ---------------------------------------------------------------- */
+
+/* Lowercase ASCII letter, else the byte itself. */
+static unsigned char lower(unsigned char ch)
 {
-    for (const struct fname *f = kind_fields[kind]; f->name; f++) {
-        const char *s = f->name;
+    return ch >= 'A' && ch <= 'Z' ? (unsigned char)(ch - 'A' + 'a') : ch;
+}
+
+/* The field of desc that JSON key k names: its proto name compared ignoring
+ * case and '_', so "startTimeUnixNano" and "start_time_unix_nano" both find
+ * start_time_unix_nano. NULL when unknown. The usual keys (lowerCamelCase or
+ * snake_case) are found by protobuf-c's binary search on the snake_case
+ * spelling; anything else falls back to a scan with the lenient comparison. */
+static const ProtobufCFieldDescriptor *field_lookup(const ProtobufCMessageDescriptor *desc, const unsigned char *k,
+                                                   size_t n)
+{
+    char snake[64];
+    size_t o = 0, j = 0;
+    for (; j < n && o + 2 < sizeof(snake); j++) {
+        unsigned char ch = k[j];
+        if (ch >= 'A' && ch <= 'Z') {
+            snake[o++] = '_';
+            ch = lower(ch);
+        } else if (!ch) {
+            break;
+        }
+        snake[o++] = (char)ch;
+    }
+    if (j == n) {
+        snake[o] = '\0';
+        const ProtobufCFieldDescriptor *fd = protobuf_c_message_descriptor_get_field_by_name(desc, snake);
+        if (fd) return fd;
+    }
+    for (unsigned f = 0; f < desc->n_fields; f++) {
+        const unsigned char *s = (const unsigned char *)desc->fields[f].name;
         size_t i = 0;
-        for (; i < n; i++) {
-            unsigned char ch = k[i];
-            if (ch == '_') continue;
-            if (ch >= 'A' && ch <= 'Z') ch = (unsigned char)(ch - 'A' + 'a');
-            unsigned char want = (unsigned char)*s;
-            if (want >= 'A' && want <= 'Z') want = (unsigned char)(want - 'A' + 'a');
-            if (!want || ch != want) break;
+        for (;;) {
+            while (i < n && k[i] == '_') i++;
+            while (*s == '_') s++;
+            if (i == n || !*s) break;
+            if (lower(k[i]) != lower(*s)) break;
+            i++;
             s++;
         }
-        if (i == n && !*s) return f->id;
+        if (i == n && !*s) return &desc->fields[f];
     }
-    return F_UNKNOWN;
+    return NULL;
 }
+
+/* The lowerCamelCase JSON name of a field, for error messages. */
+static const char *json_name(const ProtobufCFieldDescriptor *fd, char *out, size_t outlen)
+{
+    size_t o = 0;
+    int up = 0;
+    for (const char *s = fd->name; *s && o + 1 < outlen; s++) {
+        if (*s == '_') {
+            up = 1;
+            continue;
+        }
+        out[o++] = up && *s >= 'a' && *s <= 'z' ? (char)(*s - 'a' + 'A') : *s;
+        up = 0;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* Bytes fields holding trace/span ids are hex in OTLP/JSON: their length in
+ * bytes, or 0 for a base64 field. */
+static size_t id_len(const ProtobufCFieldDescriptor *fd)
+{
+    if (!strcmp(fd->name, "trace_id")) return 16;
+    if (!strcmp(fd->name, "span_id") || !strcmp(fd->name, "parent_span_id")) return 8;
+    return 0;
+}
+
+/* --- small parsers ---------------------------------------------------------- */
 
 static int hexval(unsigned char ch)
 {
@@ -378,6 +360,7 @@ static int parse_i64_tok(struct ctx *c, const unsigned char *s, size_t n, int64_
     return 1;
 }
 
+
 /* --- scalar values ---------------------------------------------------------- */
 
 enum vtype { V_NULL, V_BOOL, V_NUMBER, V_STRING };
@@ -405,42 +388,52 @@ static int wrong_type(struct ctx *c, const struct val *v, const char *what)
     return fail(c, SX_OTLP_E_SCHEMA, "%s must not be %s", what, vtype_name(v->t));
 }
 
-static int set_str(struct ctx *c, const struct val *v, char **dst, const char *what)
-{
-    if (v->t == V_NULL) return 1;
-    if (v->t != V_STRING) return wrong_type(c, v, what);
-    char *s = sx_arena_strndup(c->a, (const char *)v->s, v->n);
-    if (!s) return nomem(c);
-    *dst = s;
-    return 1;
-}
+/* One scalar of any field type, parsed before it is stored. */
+union scalar {
+    char *str;
+    ProtobufCBinaryData bytes;
+    protobuf_c_boolean boolean;
+    int32_t i32;
+    uint32_t u32;
+    int64_t i64;
+    uint64_t u64;
+    float f;
+    double d;
+    int e;
+};
 
-static int set_u64(struct ctx *c, const struct val *v, uint64_t *dst, const char *what)
+/* Bytes one value of a field type takes in a protobuf-c struct. */
+static size_t type_size(ProtobufCType t)
 {
-    if (v->t == V_NULL) return 1;
-    if (v->t != V_NUMBER && v->t != V_STRING) return wrong_type(c, v, what);
-    if (!parse_u64_tok(c, v->s, v->n, dst))
-        return fail(c, SX_OTLP_E_SCHEMA, "%s is not an unsigned 64-bit integer", what);
-    return 1;
-}
-
-static int set_u32(struct ctx *c, const struct val *v, uint32_t *dst, const char *what)
-{
-    uint64_t x = 0;
-    if (v->t == V_NULL) return 1;
-    if (!set_u64(c, v, &x, what)) return 0;
-    if (x > UINT32_MAX) return fail(c, SX_OTLP_E_SCHEMA, "%s is out of range", what);
-    *dst = (uint32_t)x;
-    return 1;
+    switch (t) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32: return sizeof(uint32_t);
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64: return sizeof(uint64_t);
+    case PROTOBUF_C_TYPE_FLOAT: return sizeof(float);
+    case PROTOBUF_C_TYPE_DOUBLE: return sizeof(double);
+    case PROTOBUF_C_TYPE_BOOL: return sizeof(protobuf_c_boolean);
+    case PROTOBUF_C_TYPE_ENUM: return sizeof(int);
+    case PROTOBUF_C_TYPE_STRING: return sizeof(char *);
+    case PROTOBUF_C_TYPE_BYTES: return sizeof(ProtobufCBinaryData);
+    case PROTOBUF_C_TYPE_MESSAGE: return sizeof(ProtobufCMessage *);
+    }
+    return 0;
 }
 
 /* Enum as an integer, or its proto name (e.g. "SPAN_KIND_SERVER"). */
-static int set_enum(struct ctx *c, const struct val *v, const ProtobufCEnumDescriptor *ed, int *dst, const char *what)
+static int parse_enum(struct ctx *c, const struct val *v, const ProtobufCEnumDescriptor *ed, int *dst,
+                      const char *what)
 {
-    if (v->t == V_NULL) return 1;
+    int64_t x;
     if (v->t == V_STRING) {
         char tmp[64];
-        int64_t x;
         if (parse_i64_tok(c, v->s, v->n, &x) && x >= INT32_MIN && x <= INT32_MAX) {
             *dst = (int)x;
             return 1;
@@ -457,184 +450,167 @@ static int set_enum(struct ctx *c, const struct val *v, const ProtobufCEnumDescr
         return fail(c, SX_OTLP_E_SCHEMA, "%s: unknown value", what);
     }
     if (v->t != V_NUMBER) return wrong_type(c, v, what);
-    int64_t x;
     if (!parse_i64_tok(c, v->s, v->n, &x) || x < INT32_MIN || x > INT32_MAX)
         return fail(c, SX_OTLP_E_SCHEMA, "%s is out of range", what);
     *dst = (int)x;
     return 1;
 }
 
-static int set_id(struct ctx *c, const struct val *v, size_t want, ProtobufCBinaryData *dst, const char *what)
+/* Parses a non-null scalar for field fd into *out; 0 (error set) when it
+ * has the wrong type or does not fit. */
+static int parse_scalar(struct ctx *c, const ProtobufCFieldDescriptor *fd, const struct val *v, union scalar *out)
 {
-    if (v->t == V_NULL) return 1;
-    if (v->t != V_STRING) return wrong_type(c, v, what);
-    return parse_id(c, v->s, v->n, want, dst, what);
-}
-
-static int any_scalar(struct ctx *c, pb_any *any, unsigned field, const struct val *v)
-{
-    if (v->t == V_NULL) return 1;
-    switch (field) {
-    case F_STRING_VALUE:
-        if (!set_str(c, v, &any->string_value, "stringValue")) return 0;
-        any->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+    char what[64]; /* the JSON name, made only for ids, enums and errors */
+    int64_t i;
+    uint64_t u;
+#define WHAT json_name(fd, what, sizeof(what))
+    switch (fd->type) {
+    case PROTOBUF_C_TYPE_STRING:
+        if (v->t != V_STRING) return wrong_type(c, v, WHAT);
+        out->str = sx_arena_strndup(c->a, (const char *)v->s, v->n);
+        return out->str ? 1 : nomem(c);
+    case PROTOBUF_C_TYPE_BYTES: {
+        size_t want = id_len(fd);
+        if (v->t != V_STRING) return wrong_type(c, v, WHAT);
+        if (want) return parse_id(c, v->s, v->n, want, &out->bytes, WHAT);
+        if (!parse_b64(c, v->s, v->n, &out->bytes)) return 0;
         return 1;
-    case F_BOOL_VALUE:
+    }
+    case PROTOBUF_C_TYPE_BOOL:
         if (v->t == V_BOOL) {
-            any->bool_value = v->b ? 1 : 0;
+            out->boolean = v->b ? 1 : 0;
         } else if (v->t == V_STRING && v->n == 4 && !memcmp(v->s, "true", 4)) {
-            any->bool_value = 1;
+            out->boolean = 1;
         } else if (v->t == V_STRING && v->n == 5 && !memcmp(v->s, "false", 5)) {
-            any->bool_value = 0;
+            out->boolean = 0;
         } else {
-            return wrong_type(c, v, "boolValue");
+            return wrong_type(c, v, WHAT);
         }
-        any->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE;
         return 1;
-    case F_INT_VALUE: {
-        int64_t x;
-        if (v->t != V_NUMBER && v->t != V_STRING) return wrong_type(c, v, "intValue");
-        if (!parse_i64_tok(c, v->s, v->n, &x))
-            return fail(c, SX_OTLP_E_SCHEMA, "intValue is not a 64-bit integer");
-        any->int_value = x;
-        any->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
-        return 1;
-    }
-    case F_DOUBLE_VALUE: {
+    case PROTOBUF_C_TYPE_ENUM:
+        return parse_enum(c, v, fd->descriptor, &out->e, WHAT);
+    case PROTOBUF_C_TYPE_FLOAT:
+    case PROTOBUF_C_TYPE_DOUBLE: {
         double d;
-        if (v->t != V_NUMBER && v->t != V_STRING) return wrong_type(c, v, "doubleValue");
-        if (!parse_double_tok(c, v->s, v->n, &d)) return fail(c, SX_OTLP_E_SCHEMA, "doubleValue is not a number");
-        any->double_value = d;
-        any->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE;
+        if (v->t != V_NUMBER && v->t != V_STRING) return wrong_type(c, v, WHAT);
+        if (!parse_double_tok(c, v->s, v->n, &d)) return fail(c, SX_OTLP_E_SCHEMA, "%s is not a number", WHAT);
+        if (fd->type == PROTOBUF_C_TYPE_FLOAT)
+            out->f = (float)d;
+        else
+            out->d = d;
         return 1;
     }
-    case F_BYTES_VALUE:
-        if (v->t != V_STRING) return wrong_type(c, v, "bytesValue");
-        if (!parse_b64(c, v->s, v->n, &any->bytes_value)) return 0;
-        any->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE;
+    case PROTOBUF_C_TYPE_MESSAGE:
+        break;
+    default: /* integers */
+        if (v->t != V_NUMBER && v->t != V_STRING) return wrong_type(c, v, WHAT);
+        break;
+    }
+    switch (fd->type) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+        if (!parse_i64_tok(c, v->s, v->n, &i)) return fail(c, SX_OTLP_E_SCHEMA, "%s is not an integer", WHAT);
+        if (i < INT32_MIN || i > INT32_MAX) return fail(c, SX_OTLP_E_SCHEMA, "%s is out of range", WHAT);
+        out->i32 = (int32_t)i;
         return 1;
-    case F_ARRAY_VALUE:
-        return wrong_type(c, v, "arrayValue");
-    case F_KVLIST_VALUE:
-        return wrong_type(c, v, "kvlistValue");
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32:
+        if (!parse_u64_tok(c, v->s, v->n, &u))
+            return fail(c, SX_OTLP_E_SCHEMA, "%s is not an unsigned 64-bit integer", WHAT);
+        if (u > UINT32_MAX) return fail(c, SX_OTLP_E_SCHEMA, "%s is out of range", WHAT);
+        out->u32 = (uint32_t)u;
+        return 1;
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+        if (!parse_i64_tok(c, v->s, v->n, &i))
+            return fail(c, SX_OTLP_E_SCHEMA, "%s is not a 64-bit integer", WHAT);
+        out->i64 = i;
+        return 1;
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+        if (!parse_u64_tok(c, v->s, v->n, &u))
+            return fail(c, SX_OTLP_E_SCHEMA, "%s is not an unsigned 64-bit integer", WHAT);
+        out->u64 = u;
+        return 1;
     default:
-        return 1;
+        /* A known field that holds an object or array got a scalar. */
+        return fail(c, SX_OTLP_E_SCHEMA, "%s must be an object or array, not %s", WHAT, vtype_name(v->t));
     }
 }
+#undef WHAT
 
-/* A scalar for the field named by the last key of object frame f. */
+/* Marks singular field fd of m present: the oneof case, or proto2 has_. */
+static void mark_present(ProtobufCMessage *m, const ProtobufCFieldDescriptor *fd)
+{
+    char *base = (char *)m;
+    if (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+        *(uint32_t *)(void *)(base + fd->quantifier_offset) = fd->id;
+    else if (fd->label == PROTOBUF_C_LABEL_OPTIONAL && fd->type != PROTOBUF_C_TYPE_MESSAGE &&
+             fd->type != PROTOBUF_C_TYPE_STRING)
+        *(protobuf_c_boolean *)(void *)(base + fd->quantifier_offset) = 1;
+}
+
+/* Appends one element slot to the repeated field of array frame f, growing
+ * geometrically; NULL (error set) when the cap is hit. */
+static void *append_slot(struct ctx *c, struct frame *f)
+{
+    size_t es = type_size(f->field->type);
+    char *base = (char *)f->msg;
+    size_t *n = (size_t *)(void *)(base + f->field->quantifier_offset);
+    void **arr = (void **)(void *)(base + f->field->offset);
+    if (*n == f->cap) {
+        size_t ncap = f->cap ? f->cap * 2 : 4;
+        if (ncap < *n + 1) ncap = *n + 1;
+        if (ncap > SIZE_MAX / es) {
+            nomem(c);
+            return NULL;
+        }
+        void *p = sx_arena_realloc(c->a, *arr, f->cap * es, ncap * es);
+        if (!p) {
+            nomem(c);
+            return NULL;
+        }
+        *arr = p;
+        f->cap = ncap;
+    }
+    return (char *)*arr + (*n)++ * es;
+}
+
+/* A scalar for the top frame: a field of an object, or an array element. */
 static int on_scalar(struct ctx *c, const struct val *v)
 {
+    union scalar x;
+    char what[64];
     if (c->err) return 0;
     if (c->skip) return 1;
     if (c->nframes == 0) return fail(c, SX_OTLP_E_SCHEMA, "top-level JSON value must be an object");
     struct frame *f = &c->st[c->nframes - 1];
-    if (f->kind >= A_RS) { /* a scalar inside an array of objects */
+    const ProtobufCFieldDescriptor *fd = f->field;
+    if (f->is_array) {
         if (v->t == V_NULL) return 1;
-        return fail(c, SX_OTLP_E_SCHEMA, "array element must be an object, not %s", vtype_name(v->t));
+        if (fd->type == PROTOBUF_C_TYPE_MESSAGE)
+            return fail(c, SX_OTLP_E_SCHEMA, "array element must be an object, not %s", vtype_name(v->t));
+        memset(&x, 0, sizeof(x));
+        if (!parse_scalar(c, fd, v, &x)) return 0;
+        void *slot = append_slot(c, f);
+        if (!slot) return 0;
+        memcpy(slot, &x, type_size(fd->type));
+        return 1;
     }
-    unsigned field = f->field;
-    if (field == F_UNKNOWN || field == F_NONE) return 1;
-
-    switch (f->kind) {
-    case K_RS: {
-        pb_rs *rs = f->obj;
-        if (field == F_SCHEMA_URL) return set_str(c, v, &rs->schema_url, "schemaUrl");
-        break;
-    }
-    case K_RES: {
-        pb_resource *r = f->obj;
-        if (field == F_DROPPED_ATTRS) return set_u32(c, v, &r->dropped_attributes_count, "droppedAttributesCount");
-        break;
-    }
-    case K_SS: {
-        pb_ss *ss = f->obj;
-        if (field == F_SCHEMA_URL) return set_str(c, v, &ss->schema_url, "schemaUrl");
-        break;
-    }
-    case K_SCOPE: {
-        pb_scope *s = f->obj;
-        if (field == F_NAME) return set_str(c, v, &s->name, "scope name");
-        if (field == F_VERSION) return set_str(c, v, &s->version, "scope version");
-        if (field == F_DROPPED_ATTRS) return set_u32(c, v, &s->dropped_attributes_count, "droppedAttributesCount");
-        break;
-    }
-    case K_SPAN: {
-        pb_span *sp = f->obj;
-        switch (field) {
-        case F_TRACE_ID: return set_id(c, v, 16, &sp->trace_id, "traceId");
-        case F_SPAN_ID: return set_id(c, v, 8, &sp->span_id, "spanId");
-        case F_PARENT_SPAN_ID: return set_id(c, v, 8, &sp->parent_span_id, "parentSpanId");
-        case F_NAME: return set_str(c, v, &sp->name, "span name");
-        case F_TRACE_STATE: return set_str(c, v, &sp->trace_state, "traceState");
-        case F_FLAGS: return set_u32(c, v, &sp->flags, "flags");
-        case F_START: return set_u64(c, v, &sp->start_time_unix_nano, "startTimeUnixNano");
-        case F_END: return set_u64(c, v, &sp->end_time_unix_nano, "endTimeUnixNano");
-        case F_DROPPED_ATTRS: return set_u32(c, v, &sp->dropped_attributes_count, "droppedAttributesCount");
-        case F_DROPPED_EVENTS: return set_u32(c, v, &sp->dropped_events_count, "droppedEventsCount");
-        case F_DROPPED_LINKS: return set_u32(c, v, &sp->dropped_links_count, "droppedLinksCount");
-        case F_KIND: {
-            int k = (int)sp->kind;
-            if (!set_enum(c, v, &opentelemetry__proto__trace__v1__span__span_kind__descriptor, &k, "kind")) return 0;
-            sp->kind = (Opentelemetry__Proto__Trace__V1__Span__SpanKind)k;
-            return 1;
-        }
-        default: break;
-        }
-        break;
-    }
-    case K_EVENT: {
-        pb_event *e = f->obj;
-        if (field == F_TIME) return set_u64(c, v, &e->time_unix_nano, "timeUnixNano");
-        if (field == F_NAME) return set_str(c, v, &e->name, "event name");
-        if (field == F_DROPPED_ATTRS) return set_u32(c, v, &e->dropped_attributes_count, "droppedAttributesCount");
-        break;
-    }
-    case K_LINK: {
-        pb_link *lk = f->obj;
-        if (field == F_TRACE_ID) return set_id(c, v, 16, &lk->trace_id, "link traceId");
-        if (field == F_SPAN_ID) return set_id(c, v, 8, &lk->span_id, "link spanId");
-        if (field == F_TRACE_STATE) return set_str(c, v, &lk->trace_state, "link traceState");
-        if (field == F_FLAGS) return set_u32(c, v, &lk->flags, "link flags");
-        if (field == F_DROPPED_ATTRS) return set_u32(c, v, &lk->dropped_attributes_count, "droppedAttributesCount");
-        break;
-    }
-    case K_STATUS: {
-        pb_status *s = f->obj;
-        if (field == F_MESSAGE) return set_str(c, v, &s->message, "status message");
-        if (field == F_CODE) {
-            int k = (int)s->code;
-            if (!set_enum(c, v, &opentelemetry__proto__trace__v1__status__status_code__descriptor, &k, "status code"))
-                return 0;
-            s->code = (Opentelemetry__Proto__Trace__V1__Status__StatusCode)k;
-            return 1;
-        }
-        break;
-    }
-    case K_KV: {
-        pb_kv *kv = f->obj;
-        if (field == F_KEY) return set_str(c, v, &kv->key, "attribute key");
-        break;
-    }
-    case K_ANY:
-        return any_scalar(c, f->obj, field, v);
-    default:
-        break;
-    }
-    /* A known field that holds an object or array got a scalar. */
-    if (v->t == V_NULL) return 1;
-    return fail(c, SX_OTLP_E_SCHEMA, "%s must be an object or array, not %s", field_name(field), vtype_name(v->t));
+    if (!fd || v->t == V_NULL) return 1; /* unknown field, or absent */
+    if (fd->label == PROTOBUF_C_LABEL_REPEATED)
+        return fail(c, SX_OTLP_E_SCHEMA, "%s must be an array, not %s", json_name(fd, what, sizeof(what)),
+                    vtype_name(v->t));
+    memset(&x, 0, sizeof(x));
+    if (!parse_scalar(c, fd, v, &x)) return 0;
+    memcpy((char *)f->msg + fd->offset, &x, type_size(fd->type));
+    mark_present(f->msg, fd);
+    return 1;
 }
 
 /* --- containers -------------------------------------------------------------- */
-
-static struct frame *push(struct ctx *c, unsigned kind)
-{
-    struct frame *f = &c->st[c->nframes++];
-    memset(f, 0, sizeof(*f));
-    f->kind = (unsigned char)kind;
-    return f;
-}
 
 static int enter(struct ctx *c)
 {
@@ -645,122 +621,76 @@ static int enter(struct ctx *c)
     return 1;
 }
 
-/* Allocates and initializes one message; NULL (error set) when the cap is hit. */
-static void *new_msg(struct ctx *c, size_t size, void (*init)(void *))
+static void push_object(struct ctx *c, const ProtobufCMessageDescriptor *desc, ProtobufCMessage *m)
 {
-    void *m = sx_arena_alloc(c->a, size);
+    struct frame *f = &c->st[c->nframes++];
+    memset(f, 0, sizeof(*f));
+    f->desc = desc;
+    f->msg = m;
+}
+
+/* Allocates and initializes one message; NULL (error set) when the cap is hit. */
+static ProtobufCMessage *new_msg(struct ctx *c, const ProtobufCMessageDescriptor *desc)
+{
+    ProtobufCMessage *m = sx_arena_alloc(c->a, desc->sizeof_message);
     if (!m) {
         nomem(c);
         return NULL;
     }
-    init(m);
+    protobuf_c_message_init(desc, m);
     return m;
 }
 
-/* Casts of the generated __init functions, which take typed pointers. */
-static void init_rs(void *m) { opentelemetry__proto__trace__v1__resource_spans__init(m); }
-static void init_ss(void *m) { opentelemetry__proto__trace__v1__scope_spans__init(m); }
-static void init_span(void *m) { opentelemetry__proto__trace__v1__span__init(m); }
-static void init_event(void *m) { opentelemetry__proto__trace__v1__span__event__init(m); }
-static void init_link(void *m) { opentelemetry__proto__trace__v1__span__link__init(m); }
-static void init_status(void *m) { opentelemetry__proto__trace__v1__status__init(m); }
-static void init_resource(void *m) { opentelemetry__proto__resource__v1__resource__init(m); }
-static void init_scope(void *m) { opentelemetry__proto__common__v1__instrumentation_scope__init(m); }
-static void init_kv(void *m) { opentelemetry__proto__common__v1__key_value__init(m); }
-static void init_any(void *m) { opentelemetry__proto__common__v1__any_value__init(m); }
-static void init_arr(void *m) { opentelemetry__proto__common__v1__array_value__init(m); }
-static void init_kvlist(void *m) { opentelemetry__proto__common__v1__key_value_list__init(m); }
-
-/* Appends item to the repeated field of array frame f, growing geometrically. */
-static int append(struct ctx *c, struct frame *f, void *item)
+/* Nonzero when d is one of the schema's counted item types. */
+static int is_item(const struct ctx *c, const ProtobufCMessageDescriptor *d)
 {
-    if (*f->n == f->cap) {
-        size_t ncap = f->cap ? f->cap * 2 : 4;
-        if (ncap < *f->n + 1) ncap = *f->n + 1;
-        void **p = sx_arena_realloc(c->a, *f->items, f->cap * sizeof(void *), ncap * sizeof(void *));
-        if (!p) return nomem(c);
-        *f->items = p;
-        f->cap = ncap;
-    }
-    (*f->items)[(*f->n)++] = item;
-    return 1;
+    for (const ProtobufCMessageDescriptor *const *p = c->schema->items; p && *p; p++)
+        if (*p == d) return 1;
+    return 0;
 }
 
 /* Opens an object as an element of array frame f. */
 static int open_element(struct ctx *c, struct frame *f)
 {
-    void *m = NULL;
-    unsigned kind = 0;
-    switch (f->kind) {
-    case A_RS: m = new_msg(c, sizeof(pb_rs), init_rs); kind = K_RS; break;
-    case A_SS: m = new_msg(c, sizeof(pb_ss), init_ss); kind = K_SS; break;
-    case A_SPAN:
-        if (++c->nspans > c->max_spans)
-            return fail(c, SX_OTLP_E_TOO_MANY, "more than %zu spans in one request", c->max_spans);
-        m = new_msg(c, sizeof(pb_span), init_span);
-        kind = K_SPAN;
-        break;
-    case A_EVENT: m = new_msg(c, sizeof(pb_event), init_event); kind = K_EVENT; break;
-    case A_LINK: m = new_msg(c, sizeof(pb_link), init_link); kind = K_LINK; break;
-    case A_KV: m = new_msg(c, sizeof(pb_kv), init_kv); kind = K_KV; break;
-    case A_ANY: m = new_msg(c, sizeof(pb_any), init_any); kind = K_ANY; break;
-    default: return fail(c, SX_OTLP_E_SCHEMA, "unexpected object");
-    }
+    char what[64];
+    const ProtobufCFieldDescriptor *fd = f->field;
+    if (fd->type != PROTOBUF_C_TYPE_MESSAGE)
+        return fail(c, SX_OTLP_E_SCHEMA, "%s elements must not be objects", json_name(fd, what, sizeof(what)));
+    if (is_item(c, fd->descriptor) && ++c->nitems > c->max_items)
+        return fail(c, SX_OTLP_E_TOO_MANY, "more than %zu %s in one request", c->max_items, c->schema->noun);
+    ProtobufCMessage *m = new_msg(c, fd->descriptor);
     if (!m) return 0;
-    if (!append(c, f, m)) return 0;
-    push(c, kind)->obj = m;
+    ProtobufCMessage **slot = append_slot(c, f);
+    if (!slot) return 0;
+    *slot = m;
+    push_object(c, fd->descriptor, m);
     return 1;
 }
 
 /* Opens an object as the value of the current field of object frame f. */
 static int open_member(struct ctx *c, struct frame *f)
 {
-    unsigned field = f->field;
-    void **slot = NULL;
-    void (*init)(void *) = NULL;
-    size_t size = 0;
-    unsigned kind = 0;
-
-    if (field == F_UNKNOWN || field == F_NONE) {
+    char what[64];
+    const ProtobufCFieldDescriptor *fd = f->field;
+    if (!fd) {
         c->skip = 1;
         return 1;
     }
-    if (f->kind == K_RS && field == F_RESOURCE) {
-        slot = (void **)&((pb_rs *)f->obj)->resource;
-        init = init_resource, size = sizeof(pb_resource), kind = K_RES;
-    } else if (f->kind == K_SS && field == F_SCOPE) {
-        slot = (void **)&((pb_ss *)f->obj)->scope;
-        init = init_scope, size = sizeof(pb_scope), kind = K_SCOPE;
-    } else if (f->kind == K_SPAN && field == F_STATUS) {
-        slot = (void **)&((pb_span *)f->obj)->status;
-        init = init_status, size = sizeof(pb_status), kind = K_STATUS;
-    } else if (f->kind == K_KV && field == F_VALUE) {
-        slot = (void **)&((pb_kv *)f->obj)->value;
-        init = init_any, size = sizeof(pb_any), kind = K_ANY;
-    } else if (f->kind == K_ANY && (field == F_ARRAY_VALUE || field == F_KVLIST_VALUE)) {
-        pb_any *any = f->obj;
-        if (field == F_ARRAY_VALUE) {
-            pb_arr *arr = new_msg(c, sizeof(pb_arr), init_arr);
-            if (!arr) return 0;
-            any->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE;
-            any->array_value = arr;
-            push(c, K_ARRVAL)->obj = arr;
-        } else {
-            pb_kvlist *kl = new_msg(c, sizeof(pb_kvlist), init_kvlist);
-            if (!kl) return 0;
-            any->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE;
-            any->kvlist_value = kl;
-            push(c, K_KVLIST)->obj = kl;
-        }
-        return 1;
-    } else {
-        return fail(c, SX_OTLP_E_SCHEMA, "%s must not be an object", field_name(field));
-    }
-    if (!*slot) { /* a repeated key merges into the same message */
-        *slot = new_msg(c, size, init);
+    if (fd->type != PROTOBUF_C_TYPE_MESSAGE || fd->label == PROTOBUF_C_LABEL_REPEATED)
+        return fail(c, SX_OTLP_E_SCHEMA, "%s must not be an object", json_name(fd, what, sizeof(what)));
+    char *base = (char *)f->msg;
+    ProtobufCMessage **slot = (ProtobufCMessage **)(void *)(base + fd->offset);
+    /* A repeated key merges into the same message, unless a oneof held
+     * another member (its union slot then is not this message). */
+    int reuse = *slot != NULL;
+    if (fd->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
+        reuse = reuse && *(const uint32_t *)(const void *)(base + fd->quantifier_offset) == fd->id;
+    if (!reuse) {
+        *slot = new_msg(c, fd->descriptor);
         if (!*slot) return 0;
     }
-    push(c, kind)->obj = *slot;
+    mark_present(f->msg, fd);
+    push_object(c, fd->descriptor, *slot);
     return 1;
 }
 
@@ -773,17 +703,18 @@ static int cb_start_map(void *ctx)
         return 1;
     }
     if (c->nframes == 0) {
-        push(c, K_REQ)->obj = c->req;
+        push_object(c, c->schema->request, c->req);
         return 1;
     }
     struct frame *f = &c->st[c->nframes - 1];
-    if (f->kind >= A_RS) return open_element(c, f);
+    if (f->is_array) return open_element(c, f);
     return open_member(c, f);
 }
 
 static int cb_start_array(void *ctx)
 {
     struct ctx *c = ctx;
+    char what[64];
     if (!enter(c)) return 0;
     if (c->skip) {
         c->skip++;
@@ -791,59 +722,21 @@ static int cb_start_array(void *ctx)
     }
     if (c->nframes == 0) return fail(c, SX_OTLP_E_SCHEMA, "top-level JSON value must be an object");
     struct frame *f = &c->st[c->nframes - 1];
-    if (f->kind >= A_RS) return fail(c, SX_OTLP_E_SCHEMA, "array element must be an object, not an array");
-    unsigned field = f->field;
-    void ***items = NULL;
-    size_t *n = NULL;
-    unsigned kind = 0;
-
-    if (field == F_UNKNOWN || field == F_NONE) {
+    if (f->is_array) return fail(c, SX_OTLP_E_SCHEMA, "array element must not be an array");
+    const ProtobufCFieldDescriptor *fd = f->field;
+    if (!fd) {
         c->skip = 1;
         return 1;
     }
-#define ARR(ptr, member, k) (items = (void ***)&(ptr)->member, n = &(ptr)->n_##member, kind = (k))
-    switch (f->kind) {
-    case K_REQ:
-        if (field == F_RESOURCE_SPANS) ARR((sx_trace_req *)f->obj, resource_spans, A_RS);
-        break;
-    case K_RS:
-        if (field == F_SCOPE_SPANS) ARR((pb_rs *)f->obj, scope_spans, A_SS);
-        break;
-    case K_SS:
-        if (field == F_SPANS) ARR((pb_ss *)f->obj, spans, A_SPAN);
-        break;
-    case K_RES:
-        if (field == F_ATTRIBUTES) ARR((pb_resource *)f->obj, attributes, A_KV);
-        break;
-    case K_SCOPE:
-        if (field == F_ATTRIBUTES) ARR((pb_scope *)f->obj, attributes, A_KV);
-        break;
-    case K_SPAN:
-        if (field == F_ATTRIBUTES) ARR((pb_span *)f->obj, attributes, A_KV);
-        else if (field == F_EVENTS) ARR((pb_span *)f->obj, events, A_EVENT);
-        else if (field == F_LINKS) ARR((pb_span *)f->obj, links, A_LINK);
-        break;
-    case K_EVENT:
-        if (field == F_ATTRIBUTES) ARR((pb_event *)f->obj, attributes, A_KV);
-        break;
-    case K_LINK:
-        if (field == F_ATTRIBUTES) ARR((pb_link *)f->obj, attributes, A_KV);
-        break;
-    case K_KVLIST:
-        if (field == F_VALUES) ARR((pb_kvlist *)f->obj, values, A_KV);
-        break;
-    case K_ARRVAL:
-        if (field == F_VALUES) ARR((pb_arr *)f->obj, values, A_ANY);
-        break;
-    default:
-        break;
-    }
-#undef ARR
-    if (!items) return fail(c, SX_OTLP_E_SCHEMA, "%s must not be an array", field_name(field));
-    struct frame *af = push(c, kind);
-    af->items = items;
-    af->n = n;
-    af->cap = *n; /* a repeated key appends to what is there */
+    if (fd->label != PROTOBUF_C_LABEL_REPEATED)
+        return fail(c, SX_OTLP_E_SCHEMA, "%s must not be an array", json_name(fd, what, sizeof(what)));
+    ProtobufCMessage *owner = f->msg;
+    struct frame *af = &c->st[c->nframes++];
+    memset(af, 0, sizeof(*af));
+    af->is_array = 1;
+    af->msg = owner;
+    af->field = fd;
+    af->cap = *(const size_t *)(const void *)((const char *)owner + fd->quantifier_offset); /* a repeated key appends */
     return 1;
 }
 
@@ -866,7 +759,22 @@ static int cb_map_key(void *ctx, const unsigned char *k, size_t n)
     if (c->err) return 0;
     if (c->skip) return 1;
     struct frame *f = &c->st[c->nframes - 1];
-    f->field = field_lookup(f->kind, k, n);
+    if (n > KEY_CACHE_LEN) {
+        f->field = field_lookup(f->desc, k, n);
+        return 1;
+    }
+    uint32_t h = (uint32_t)((uintptr_t)f->desc >> 4) * 2654435761u;
+    for (size_t i = 0; i < n; i++) h = (h ^ k[i]) * 16777619u;
+    struct key_slot *s = &c->keys[(h >> 8) % KEY_CACHE_SLOTS];
+    if (s->desc == f->desc && s->len == n && !memcmp(s->key, k, n)) {
+        f->field = s->fd;
+        return 1;
+    }
+    f->field = field_lookup(f->desc, k, n);
+    s->desc = f->desc;
+    s->fd = f->field;
+    s->len = (unsigned char)n;
+    memcpy(s->key, k, n);
     return 1;
 }
 
@@ -898,8 +806,8 @@ static const yajl_callbacks callbacks = {
     cb_null, cb_bool, NULL, NULL, cb_number, cb_string, cb_start_map, cb_map_key, cb_end, cb_start_array, cb_end,
 };
 
-int sx_otlp_trace_decode_json(const uint8_t *buf, size_t len, struct sx_arena *a, const struct sx_otlp_limits *l,
-                              sx_trace_req **out, char *err, size_t errlen)
+int sx_otlp_json_decode(const uint8_t *buf, size_t len, const struct sx_otlp_schema *s, struct sx_arena *a,
+                        const struct sx_otlp_limits *l, ProtobufCMessage **out, char *err, size_t errlen)
 {
     struct ctx c;
     yajl_alloc_funcs af = {y_malloc, y_realloc, y_free, a};
@@ -909,17 +817,18 @@ int sx_otlp_trace_decode_json(const uint8_t *buf, size_t len, struct sx_arena *a
     memset(&c, 0, sizeof(c));
     c.a = a;
     c.l = l;
+    c.schema = s;
     c.errbuf = err;
     c.errlen = errlen;
     c.max_depth = l->max_json_depth ? l->max_json_depth : JSON_DEFAULT_DEPTH;
-    c.max_spans = l->max_spans ? l->max_spans : SIZE_MAX;
+    c.max_items = s->max_items ? s->max_items : SIZE_MAX;
     c.st = sx_arena_alloc(a, (c.max_depth + 1) * sizeof(*c.st));
-    c.req = sx_arena_alloc(a, sizeof(*c.req));
+    c.req = sx_arena_alloc(a, s->request->sizeof_message);
     if (!c.st || !c.req) {
         nomem(&c);
         return c.err;
     }
-    opentelemetry__proto__collector__trace__v1__export_trace_service_request__init(c.req);
+    protobuf_c_message_init(s->request, c.req);
 
     yajl_handle h = yajl_alloc(&callbacks, &af, &c);
     if (!h) {
@@ -946,4 +855,15 @@ int sx_otlp_trace_decode_json(const uint8_t *buf, size_t len, struct sx_arena *a
     if (c.err) return c.err;
     *out = c.req;
     return SX_OTLP_OK;
+}
+
+static const ProtobufCMessageDescriptor *const trace_items[] = {&opentelemetry__proto__trace__v1__span__descriptor,
+                                                                NULL};
+
+int sx_otlp_trace_decode_json(const uint8_t *buf, size_t len, struct sx_arena *a, const struct sx_otlp_limits *l,
+                              sx_trace_req **out, char *err, size_t errlen)
+{
+    struct sx_otlp_schema s = {&opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor,
+                               trace_items, l->max_spans, "spans"};
+    return sx_otlp_json_decode(buf, len, &s, a, l, (ProtobufCMessage **)out, err, errlen);
 }

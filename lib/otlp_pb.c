@@ -1,12 +1,13 @@
-/* otlp_pb.c: OTLP trace protobuf decoding, packing, export responses and
- * google.rpc.Status bodies.
+/* otlp_pb.c: OTLP protobuf decoding (every signal), trace packing, export
+ * responses and google.rpc.Status bodies.
  *
  * Before protobuf-c unpacks a request, one cheap pass over the wire format
- * (schema-aware, iterative) checks message nesting and counts spans. That
- * bounds the recursion depth of protobuf_c_message_unpack (which has no depth
- * limit of its own: a body of nested AnyValue arrays could overflow the
- * stack) and rejects a request with too many spans before allocating it. */
-#include "otlp.h"
+ * (schema-aware, iterative) checks message nesting and counts items (spans,
+ * log records, data points). That bounds the recursion depth of
+ * protobuf_c_message_unpack (which has no depth limit of its own: a body of
+ * nested AnyValue arrays could overflow the stack) and rejects a request with
+ * too many items before allocating it. */
+#include "otlp_int.h"
 
 #include "buf.h"
 #include "json.h"
@@ -41,6 +42,9 @@ void sx_otlp_limits_from_config(struct sx_otlp_limits *l, const struct sx_config
     l->max_any_value_depth = (size_t)c->max_any_value_depth;
     l->max_events = (size_t)c->max_events_per_span;
     l->max_links = (size_t)c->max_links_per_span;
+    l->max_log_records = (size_t)c->max_log_records_per_request;
+    l->max_points = (size_t)c->max_points_per_request;
+    l->max_log_body_len = (size_t)c->max_log_body_len;
 }
 
 /* Reads a varint at *p (< end); 0 on success, -1 when truncated or > 10 bytes. */
@@ -66,13 +70,21 @@ struct scan_frame {
     const uint8_t *end;
 };
 
+/* Nonzero when d is one of the item descriptors (NULL-terminated). */
+static int is_item(const ProtobufCMessageDescriptor *const *items, const ProtobufCMessageDescriptor *d)
+{
+    for (; *items; items++)
+        if (*items == d) return 1;
+    return 0;
+}
+
 /* Walks the wire format of a message of type desc without allocating
  * anything but the frame stack. Returns SX_OTLP_OK, SX_OTLP_E_PROTOBUF
  * (malformed or nested deeper than max_depth), SX_OTLP_E_TOO_MANY or
- * SX_OTLP_E_NOMEM; counts messages of type count_desc in *count. */
+ * SX_OTLP_E_NOMEM; counts messages of the item types in *count. */
 static int pb_prescan(const uint8_t *buf, size_t len, const ProtobufCMessageDescriptor *desc,
-                      const ProtobufCMessageDescriptor *count_desc, size_t max_count, size_t max_depth,
-                      struct sx_arena *a, size_t *count, char *err, size_t errlen)
+                      const ProtobufCMessageDescriptor *const *items, size_t max_count, const char *noun,
+                      size_t max_depth, struct sx_arena *a, size_t *count, char *err, size_t errlen)
 {
     struct scan_frame *st = sx_arena_alloc(a, (max_depth + 1) * sizeof(*st));
     if (!st) {
@@ -121,8 +133,8 @@ static int pb_prescan(const uint8_t *buf, size_t len, const ProtobufCMessageDesc
                 top++;
                 st[top].desc = fd->descriptor;
                 st[top].end = p + v;
-                if (fd->descriptor == count_desc && ++*count > max_count) {
-                    set_err(err, errlen, "more than %zu spans in one request", max_count);
+                if (is_item(items, fd->descriptor) && ++*count > max_count) {
+                    set_err(err, errlen, "more than %zu %s in one request", max_count, noun);
                     return SX_OTLP_E_TOO_MANY;
                 }
             } else {
@@ -139,27 +151,25 @@ bad:
     return SX_OTLP_E_PROTOBUF;
 }
 
-int sx_otlp_trace_decode_pb(const uint8_t *buf, size_t len, struct sx_arena *a, const struct sx_otlp_limits *l,
-                            sx_trace_req **out, char *err, size_t errlen)
+int sx_otlp_pb_decode(const uint8_t *buf, size_t len, const struct sx_otlp_schema *s, struct sx_arena *a,
+                      const struct sx_otlp_limits *l, ProtobufCMessage **out, char *err, size_t errlen)
 {
     static const uint8_t empty[1];
     ProtobufCAllocator alloc;
-    size_t nspans = 0;
+    size_t nitems = 0;
     size_t max_depth = l->max_json_depth ? l->max_json_depth : PB_DEFAULT_DEPTH;
-    size_t max_spans = l->max_spans ? l->max_spans : SIZE_MAX;
+    size_t max_items = s->max_items ? s->max_items : SIZE_MAX;
 
     *out = NULL;
     if (!buf) {
         buf = empty;
         len = 0;
     }
-    int rc = pb_prescan(buf, len, &opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor,
-                        &opentelemetry__proto__trace__v1__span__descriptor, max_spans, max_depth, a, &nspans, err,
-                        errlen);
+    int rc = pb_prescan(buf, len, s->request, s->items, max_items, s->noun, max_depth, a, &nitems, err, errlen);
     if (rc != SX_OTLP_OK) return rc;
 
     sx_arena_pb_allocator(a, &alloc);
-    sx_trace_req *req = opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(&alloc, len, buf);
+    ProtobufCMessage *req = protobuf_c_message_unpack(s->request, &alloc, len, buf);
     if (!req) {
         if (sx_arena_failed(a)) {
             set_err(err, errlen, "request too large to decode");
@@ -170,6 +180,17 @@ int sx_otlp_trace_decode_pb(const uint8_t *buf, size_t len, struct sx_arena *a, 
     }
     *out = req;
     return SX_OTLP_OK;
+}
+
+static const ProtobufCMessageDescriptor *const trace_items[] = {&opentelemetry__proto__trace__v1__span__descriptor,
+                                                                NULL};
+
+int sx_otlp_trace_decode_pb(const uint8_t *buf, size_t len, struct sx_arena *a, const struct sx_otlp_limits *l,
+                            sx_trace_req **out, char *err, size_t errlen)
+{
+    struct sx_otlp_schema s = {&opentelemetry__proto__collector__trace__v1__export_trace_service_request__descriptor,
+                               trace_items, l->max_spans, "spans"};
+    return sx_otlp_pb_decode(buf, len, &s, a, l, (ProtobufCMessage **)out, err, errlen);
 }
 
 size_t sx_otlp_trace_count(const sx_trace_req *req)
@@ -185,8 +206,7 @@ size_t sx_otlp_trace_count(const sx_trace_req *req)
     return n;
 }
 
-/* Packs any protobuf-c message into arena memory; NULL when the cap is hit. */
-static uint8_t *pack_msg(const ProtobufCMessage *m, struct sx_arena *a, size_t *len)
+uint8_t *sx_otlp_pack_msg(const ProtobufCMessage *m, struct sx_arena *a, size_t *len)
 {
     size_t n = protobuf_c_message_get_packed_size(m);
     uint8_t *p = sx_arena_alloc(a, n ? n : 1);
@@ -197,7 +217,7 @@ static uint8_t *pack_msg(const ProtobufCMessage *m, struct sx_arena *a, size_t *
 
 uint8_t *sx_otlp_trace_pack(const sx_trace_req *req, struct sx_arena *a, size_t *len)
 {
-    return pack_msg(&req->base, a, len);
+    return sx_otlp_pack_msg(&req->base, a, len);
 }
 
 /* Copies the text of b (which the caller terms) into the arena. */
@@ -214,32 +234,37 @@ static size_t json_max(const char *message)
     return 256 + (message ? strlen(message) * 6 : 0);
 }
 
+uint8_t *sx_otlp_response_json(int64_t rejected, const char *rejected_key, const char *message,
+                               struct sx_arena *a, size_t *len)
+{
+    struct sx_buf b;
+    struct sx_json w;
+    uint8_t *p = NULL;
+    if (!message) message = "";
+    sx_buf_init(&b, json_max(message));
+    sx_json_init(&w, &b);
+    sx_json_obj_open(&w);
+    if (rejected > 0 || message[0]) {
+        sx_json_key(&w, "partialSuccess");
+        sx_json_obj_open(&w);
+        if (rejected > 0) {
+            sx_json_key(&w, rejected_key);
+            sx_json_int_str(&w, rejected);
+        }
+        sx_json_key(&w, "errorMessage");
+        sx_json_strz(&w, message);
+        sx_json_obj_close(&w);
+    }
+    sx_json_obj_close(&w);
+    if (w.err == SX_OK) p = buf_to_arena(&b, a, len);
+    sx_buf_term(&b);
+    return p;
+}
+
 uint8_t *sx_otlp_trace_response(int json, int64_t rejected, const char *message, struct sx_arena *a, size_t *len)
 {
     if (!message) message = "";
-    if (json) {
-        struct sx_buf b;
-        struct sx_json w;
-        uint8_t *p = NULL;
-        sx_buf_init(&b, json_max(message));
-        sx_json_init(&w, &b);
-        sx_json_obj_open(&w);
-        if (rejected > 0 || message[0]) {
-            sx_json_key(&w, "partialSuccess");
-            sx_json_obj_open(&w);
-            if (rejected > 0) {
-                sx_json_key(&w, "rejectedSpans");
-                sx_json_int_str(&w, rejected);
-            }
-            sx_json_key(&w, "errorMessage");
-            sx_json_strz(&w, message);
-            sx_json_obj_close(&w);
-        }
-        sx_json_obj_close(&w);
-        if (w.err == SX_OK) p = buf_to_arena(&b, a, len);
-        sx_buf_term(&b);
-        return p;
-    }
+    if (json) return sx_otlp_response_json(rejected, "rejectedSpans", message, a, len);
     Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceResponse resp =
         OPENTELEMETRY__PROTO__COLLECTOR__TRACE__V1__EXPORT_TRACE_SERVICE_RESPONSE__INIT;
     Opentelemetry__Proto__Collector__Trace__V1__ExportTracePartialSuccess ps =
@@ -249,7 +274,7 @@ uint8_t *sx_otlp_trace_response(int json, int64_t rejected, const char *message,
         ps.error_message = (char *)message;
         resp.partial_success = &ps;
     }
-    return pack_msg(&resp.base, a, len);
+    return sx_otlp_pack_msg(&resp.base, a, len);
 }
 
 uint8_t *sx_otlp_status(int json, int code, const char *message, struct sx_arena *a, size_t *len)
@@ -274,5 +299,5 @@ uint8_t *sx_otlp_status(int json, int code, const char *message, struct sx_arena
     Google__Rpc__Status st = GOOGLE__RPC__STATUS__INIT;
     st.code = code;
     st.message = (char *)message;
-    return pack_msg(&st.base, a, len);
+    return sx_otlp_pack_msg(&st.base, a, len);
 }

@@ -1,4 +1,5 @@
-/* otlp_validate.c: validation and normalization of decoded OTLP trace requests.
+/* otlp_validate.c: validation and normalization of decoded OTLP trace
+ * requests, and the helpers every signal's validation shares (otlp_int.h).
  *
  * One pass over the request, in place: invalid spans are dropped, attribute
  * lists, events and links are trimmed to the limits, string values are cut
@@ -7,7 +8,7 @@
  * read-only input strings are never written; only when the arena is full are
  * bad bytes replaced in place ('?') as a last resort. Everything dropped is
  * counted, and the first reason of each kind is kept for partial_success. */
-#include "otlp.h"
+#include "otlp_int.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,13 +22,6 @@ typedef Opentelemetry__Proto__Trace__V1__Span__Link pb_link;
 typedef Opentelemetry__Proto__Common__V1__KeyValue pb_kv;
 typedef Opentelemetry__Proto__Common__V1__AnyValue pb_any;
 
-struct vctx {
-    const struct sx_otlp_limits *l;
-    struct sx_arena *a;
-    struct sx_otlp_stats *st;
-    const char *span_reason; /* first reason a span was rejected */
-    const char *attr_reason; /* first reason an attribute was dropped */
-};
 
 /* --- UTF-8 ------------------------------------------------------------------ */
 
@@ -76,9 +70,7 @@ static size_t utf8_first_bad(const unsigned char *s, size_t n)
     return n;
 }
 
-/* Makes *sp valid UTF-8 (each bad byte becomes U+FFFD) and returns its
- * length. The repaired string is a new arena copy. */
-static size_t repair_utf8(struct vctx *v, char **sp)
+size_t sx_otlp_repair_utf8(struct sx_otlp_vctx *v, char **sp)
 {
     char *s = *sp;
     if (!s) return 0;
@@ -129,12 +121,10 @@ static size_t repair_utf8(struct vctx *v, char **sp)
     return o;
 }
 
-/* Repairs *sp, then cuts it to at most max bytes at a code point boundary. */
-static void fix_value_str(struct vctx *v, char **sp)
+int sx_otlp_cut_str(struct sx_otlp_vctx *v, char **sp, size_t max)
 {
-    size_t n = repair_utf8(v, sp);
-    size_t max = v->l->max_attr_value_len;
-    if (n <= max) return;
+    size_t n = sx_otlp_repair_utf8(v, sp);
+    if (n <= max) return 0;
     const unsigned char *u = (const unsigned char *)*sp;
     size_t cut = max;
     while (cut > 0 && (u[cut] & 0xC0) == 0x80) cut--;
@@ -144,7 +134,12 @@ static void fix_value_str(struct vctx *v, char **sp)
     } else {
         (*sp)[cut] = '\0'; /* arena full: strings we get here are arena copies */
     }
-    v->st->values_truncated++;
+    return 1;
+}
+
+void sx_otlp_fix_value_str(struct sx_otlp_vctx *v, char **sp)
+{
+    if (sx_otlp_cut_str(v, sp, v->l->max_attr_value_len)) v->st->values_truncated++;
 }
 
 /* --- attributes ------------------------------------------------------------- */
@@ -169,30 +164,38 @@ static int too_deep(const pb_any *any, size_t level, size_t max)
     return 0;
 }
 
-/* Repairs and truncates every string in a value already checked by too_deep. */
-static void fix_any(struct vctx *v, pb_any *any)
+size_t sx_otlp_fix_any_max(struct sx_otlp_vctx *v, pb_any *any, size_t max)
 {
-    if (!any) return;
+    size_t cut = 0;
+    if (!any) return 0;
     switch (any->value_case) {
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE:
-        fix_value_str(v, &any->string_value);
+        cut += (size_t)sx_otlp_cut_str(v, &any->string_value, max);
         break;
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE:
         if (any->array_value)
-            for (size_t i = 0; i < any->array_value->n_values; i++) fix_any(v, any->array_value->values[i]);
+            for (size_t i = 0; i < any->array_value->n_values; i++)
+                cut += sx_otlp_fix_any_max(v, any->array_value->values[i], max);
         break;
     case OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE:
         if (any->kvlist_value)
             for (size_t i = 0; i < any->kvlist_value->n_values; i++) {
                 pb_kv *kv = any->kvlist_value->values[i];
                 if (!kv) continue;
-                repair_utf8(v, &kv->key);
-                fix_any(v, kv->value);
+                sx_otlp_repair_utf8(v, &kv->key);
+                cut += sx_otlp_fix_any_max(v, kv->value, max);
             }
         break;
     default:
         break;
     }
+    return cut;
+}
+
+/* Repairs and truncates every string in a value already checked by too_deep. */
+static void fix_any(struct sx_otlp_vctx *v, pb_any *any)
+{
+    v->st->values_truncated += sx_otlp_fix_any_max(v, any, v->l->max_attr_value_len);
 }
 
 static void add_dropped(uint32_t *count, size_t n)
@@ -202,9 +205,7 @@ static void add_dropped(uint32_t *count, size_t n)
     *count = x > UINT32_MAX ? UINT32_MAX : (uint32_t)x;
 }
 
-/* Trims one attribute list in place and adds what it dropped to *dropped
- * (the owner's dropped_attributes_count). */
-static void fix_attrs(struct vctx *v, pb_kv **kv, size_t *n, uint32_t *dropped)
+void sx_otlp_fix_attrs(struct sx_otlp_vctx *v, pb_kv **kv, size_t *n, uint32_t *dropped)
 {
     const struct sx_otlp_limits *l = v->l;
     size_t w = 0, before = *n;
@@ -228,7 +229,7 @@ static void fix_attrs(struct vctx *v, pb_kv **kv, size_t *n, uint32_t *dropped)
             if (!v->attr_reason) v->attr_reason = why;
             continue;
         }
-        repair_utf8(v, &x->key);
+        sx_otlp_repair_utf8(v, &x->key);
         fix_any(v, x->value);
         kv[w++] = x;
     }
@@ -241,7 +242,7 @@ static void fix_attrs(struct vctx *v, pb_kv **kv, size_t *n, uint32_t *dropped)
 
 /* --- spans ------------------------------------------------------------------- */
 
-static int all_zero(const uint8_t *p, size_t n)
+int sx_otlp_all_zero(const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         if (p[i]) return 0;
@@ -252,27 +253,27 @@ static int all_zero(const uint8_t *p, size_t n)
 static const char *span_invalid(pb_span *s)
 {
     if (!s) return "missing span";
-    if (s->trace_id.len != 16 || all_zero(s->trace_id.data, 16)) return "invalid trace id";
-    if (s->span_id.len != 8 || all_zero(s->span_id.data, 8)) return "invalid span id";
+    if (s->trace_id.len != 16 || sx_otlp_all_zero(s->trace_id.data, 16)) return "invalid trace id";
+    if (s->span_id.len != 8 || sx_otlp_all_zero(s->span_id.data, 8)) return "invalid span id";
     if (s->parent_span_id.len != 0 && s->parent_span_id.len != 8) return "invalid parent span id";
     if (s->start_time_unix_nano == 0) return "missing start time";
     if (s->end_time_unix_nano < s->start_time_unix_nano) return "end time before start time";
     return NULL;
 }
 
-static void fix_span(struct vctx *v, pb_span *s)
+static void fix_span(struct sx_otlp_vctx *v, pb_span *s)
 {
     const struct sx_otlp_limits *l = v->l;
 
     /* An all-zero parent id is how some senders spell "root". */
-    if (s->parent_span_id.len == 8 && all_zero(s->parent_span_id.data, 8)) {
+    if (s->parent_span_id.len == 8 && sx_otlp_all_zero(s->parent_span_id.data, 8)) {
         s->parent_span_id.len = 0;
         s->parent_span_id.data = NULL;
     }
-    repair_utf8(v, &s->name);
-    repair_utf8(v, &s->trace_state);
-    if (s->status) repair_utf8(v, &s->status->message);
-    fix_attrs(v, s->attributes, &s->n_attributes, &s->dropped_attributes_count);
+    sx_otlp_repair_utf8(v, &s->name);
+    sx_otlp_repair_utf8(v, &s->trace_state);
+    if (s->status) sx_otlp_repair_utf8(v, &s->status->message);
+    sx_otlp_fix_attrs(v, s->attributes, &s->n_attributes, &s->dropped_attributes_count);
 
     if (s->n_events > l->max_events) {
         size_t d = s->n_events - l->max_events;
@@ -284,8 +285,8 @@ static void fix_span(struct vctx *v, pb_span *s)
     for (size_t i = 0; i < s->n_events; i++) {
         pb_event *e = s->events[i];
         if (!e) continue;
-        repair_utf8(v, &e->name);
-        fix_attrs(v, e->attributes, &e->n_attributes, &e->dropped_attributes_count);
+        sx_otlp_repair_utf8(v, &e->name);
+        sx_otlp_fix_attrs(v, e->attributes, &e->n_attributes, &e->dropped_attributes_count);
         s->events[w++] = e;
     }
     s->n_events = w;
@@ -300,25 +301,28 @@ static void fix_span(struct vctx *v, pb_span *s)
     for (size_t i = 0; i < s->n_links; i++) {
         pb_link *k = s->links[i];
         if (!k) continue;
-        repair_utf8(v, &k->trace_state);
-        fix_attrs(v, k->attributes, &k->n_attributes, &k->dropped_attributes_count);
+        sx_otlp_repair_utf8(v, &k->trace_state);
+        sx_otlp_fix_attrs(v, k->attributes, &k->n_attributes, &k->dropped_attributes_count);
         s->links[w++] = k;
     }
     s->n_links = w;
 }
 
-static void fix_scope(struct vctx *v, Opentelemetry__Proto__Common__V1__InstrumentationScope *sc)
+void sx_otlp_fix_scope(struct sx_otlp_vctx *v, Opentelemetry__Proto__Common__V1__InstrumentationScope *sc)
 {
     if (!sc) return;
-    repair_utf8(v, &sc->name);
-    repair_utf8(v, &sc->version);
-    fix_attrs(v, sc->attributes, &sc->n_attributes, &sc->dropped_attributes_count);
+    sx_otlp_repair_utf8(v, &sc->name);
+    sx_otlp_repair_utf8(v, &sc->version);
+    sx_otlp_fix_attrs(v, sc->attributes, &sc->n_attributes, &sc->dropped_attributes_count);
 }
 
-/* Appends "; " (when not first) and a formatted part to the reason. */
-static void reason_add(char *r, size_t rlen, const char *fmt, ...) SX_PRINTF(3, 4);
+void sx_otlp_fix_resource(struct sx_otlp_vctx *v, Opentelemetry__Proto__Resource__V1__Resource *r)
+{
+    if (!r) return;
+    sx_otlp_fix_attrs(v, r->attributes, &r->n_attributes, &r->dropped_attributes_count);
+}
 
-static void reason_add(char *r, size_t rlen, const char *fmt, ...)
+void sx_otlp_reason_add(char *r, size_t rlen, const char *fmt, ...)
 {
     size_t used = strnlen(r, rlen);
     if (used + 1 >= rlen) return;
@@ -334,32 +338,38 @@ static void reason_add(char *r, size_t rlen, const char *fmt, ...)
     va_end(ap);
 }
 
-static void build_reason(const struct vctx *v)
+void sx_otlp_reason_attrs(const struct sx_otlp_vctx *v)
+{
+    struct sx_otlp_stats *st = v->st;
+    if (st->attrs_dropped)
+        sx_otlp_reason_add(st->reason, sizeof(st->reason), "%zu attribute%s dropped: %s", st->attrs_dropped,
+                           st->attrs_dropped == 1 ? "" : "s", v->attr_reason ? v->attr_reason : "invalid");
+    if (st->values_truncated)
+        sx_otlp_reason_add(st->reason, sizeof(st->reason), "%zu attribute value%s truncated to %zu bytes",
+                           st->values_truncated, st->values_truncated == 1 ? "" : "s", v->l->max_attr_value_len);
+}
+
+static void build_reason(const struct sx_otlp_vctx *v)
 {
     struct sx_otlp_stats *st = v->st;
     const struct sx_otlp_limits *l = v->l;
     st->reason[0] = '\0';
     if (st->spans_rejected)
-        reason_add(st->reason, sizeof(st->reason), "%zu span%s rejected: %s", st->spans_rejected,
-                   st->spans_rejected == 1 ? "" : "s", v->span_reason ? v->span_reason : "invalid");
-    if (st->attrs_dropped)
-        reason_add(st->reason, sizeof(st->reason), "%zu attribute%s dropped: %s", st->attrs_dropped,
-                   st->attrs_dropped == 1 ? "" : "s", v->attr_reason ? v->attr_reason : "invalid");
-    if (st->values_truncated)
-        reason_add(st->reason, sizeof(st->reason), "%zu attribute value%s truncated to %zu bytes",
-                   st->values_truncated, st->values_truncated == 1 ? "" : "s", l->max_attr_value_len);
+        sx_otlp_reason_add(st->reason, sizeof(st->reason), "%zu span%s rejected: %s", st->spans_rejected,
+                           st->spans_rejected == 1 ? "" : "s", v->item_reason ? v->item_reason : "invalid");
+    sx_otlp_reason_attrs(v);
     if (st->events_dropped)
-        reason_add(st->reason, sizeof(st->reason), "%zu event%s dropped: over %zu per span", st->events_dropped,
-                   st->events_dropped == 1 ? "" : "s", l->max_events);
+        sx_otlp_reason_add(st->reason, sizeof(st->reason), "%zu event%s dropped: over %zu per span",
+                           st->events_dropped, st->events_dropped == 1 ? "" : "s", l->max_events);
     if (st->links_dropped)
-        reason_add(st->reason, sizeof(st->reason), "%zu link%s dropped: over %zu per span", st->links_dropped,
-                   st->links_dropped == 1 ? "" : "s", l->max_links);
+        sx_otlp_reason_add(st->reason, sizeof(st->reason), "%zu link%s dropped: over %zu per span",
+                           st->links_dropped, st->links_dropped == 1 ? "" : "s", l->max_links);
 }
 
 void sx_otlp_trace_validate(sx_trace_req *req, const struct sx_otlp_limits *l, struct sx_arena *a,
                             struct sx_otlp_stats *st)
 {
-    struct vctx v = {l, a, st, NULL, NULL};
+    struct sx_otlp_vctx v = {l, a, st, NULL, NULL, NULL};
     memset(st, 0, sizeof(*st));
     if (!req) return;
 
@@ -378,7 +388,7 @@ void sx_otlp_trace_validate(sx_trace_req *req, const struct sx_otlp_limits *l, s
                 const char *why = span_invalid(s);
                 if (why) {
                     st->spans_rejected++;
-                    if (!v.span_reason) v.span_reason = why;
+                    if (!v.item_reason) v.item_reason = why;
                     continue;
                 }
                 fix_span(&v, s);
@@ -386,16 +396,14 @@ void sx_otlp_trace_validate(sx_trace_req *req, const struct sx_otlp_limits *l, s
             }
             ss->n_spans = kw;
             if (kw == 0) continue; /* scope left empty */
-            fix_scope(&v, ss->scope);
-            repair_utf8(&v, &ss->schema_url);
+            sx_otlp_fix_scope(&v, ss->scope);
+            sx_otlp_repair_utf8(&v, &ss->schema_url);
             rs->scope_spans[sw++] = ss;
         }
         rs->n_scope_spans = sw;
         if (sw == 0) continue; /* resource left empty */
-        if (rs->resource)
-            fix_attrs(&v, rs->resource->attributes, &rs->resource->n_attributes,
-                      &rs->resource->dropped_attributes_count);
-        repair_utf8(&v, &rs->schema_url);
+        sx_otlp_fix_resource(&v, rs->resource);
+        sx_otlp_repair_utf8(&v, &rs->schema_url);
         req->resource_spans[rw++] = rs;
     }
     req->n_resource_spans = rw;

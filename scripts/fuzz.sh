@@ -25,7 +25,7 @@ done
 PB_C=$(find "$GEN" -name '*.pb-c.c' | sort)
 
 LIB_C="lib/arena.c lib/buf.c lib/json.c lib/config.c lib/util.c lib/log.c
-       lib/gzip.c lib/otlp_pb.c lib/otlp_json.c lib/otlp_validate.c"
+       lib/gzip.c lib/otlp_pb.c lib/otlp_json.c lib/otlp_validate.c lib/otlp_logs.c lib/otlp_metrics.c"
 CFLAGS="-std=c11 -g -O1 -D_GNU_SOURCE -Ilib -I$GEN -fsanitize=fuzzer,address,undefined
         -fno-sanitize-recover=all -fno-omit-frame-pointer"
 LIBS="-lprotobuf-c -lyajl -lz -lm"
@@ -68,6 +68,77 @@ cat > "$OUT/trace_json.dict" <<'DICT'
 "true"
 DICT
 
+# Shared OTLP/JSON tokens (resources, scopes, attributes, values) for the
+# logs and metrics dictionaries.
+cat > "$OUT/common_json.dict" <<'DICT'
+"\"resource\""
+"\"scope\""
+"\"attributes\""
+"\"key\""
+"\"value\""
+"\"values\""
+"\"stringValue\""
+"\"intValue\""
+"\"doubleValue\""
+"\"boolValue\""
+"\"bytesValue\""
+"\"arrayValue\""
+"\"kvlistValue\""
+"\"traceId\""
+"\"spanId\""
+"\"timeUnixNano\""
+"\"flags\""
+"\"5654e161600dfb2ffdfaf7d91808ac81\""
+"\"b02cb7489ca21563\""
+"\"NaN\""
+"null"
+"true"
+DICT
+cat "$OUT/common_json.dict" - > "$OUT/logs_json.dict" <<'DICT'
+"\"resourceLogs\""
+"\"scopeLogs\""
+"\"logRecords\""
+"\"observedTimeUnixNano\""
+"\"severityNumber\""
+"\"severityText\""
+"\"body\""
+"\"eventName\""
+"\"SEVERITY_NUMBER_WARN\""
+DICT
+cat "$OUT/common_json.dict" - > "$OUT/metrics_json.dict" <<'DICT'
+"\"resourceMetrics\""
+"\"scopeMetrics\""
+"\"metrics\""
+"\"name\""
+"\"unit\""
+"\"gauge\""
+"\"sum\""
+"\"histogram\""
+"\"exponentialHistogram\""
+"\"summary\""
+"\"dataPoints\""
+"\"aggregationTemporality\""
+"\"isMonotonic\""
+"\"startTimeUnixNano\""
+"\"asInt\""
+"\"asDouble\""
+"\"count\""
+"\"bucketCounts\""
+"\"explicitBounds\""
+"\"min\""
+"\"max\""
+"\"scale\""
+"\"zeroCount\""
+"\"zeroThreshold\""
+"\"positive\""
+"\"negative\""
+"\"offset\""
+"\"quantileValues\""
+"\"quantile\""
+"\"exemplars\""
+"\"filteredAttributes\""
+DICT
+
 seed() { # seed NAME files...
     dir=fuzz/corpus-$1
     shift
@@ -80,14 +151,19 @@ seed() { # seed NAME files...
 seed trace_pb "$FIX"/traces-proto.bin "$FIX"/traces-payments-worker-proto.bin tests/data/otlp/pb_*.bin
 seed trace_json "$FIX"/traces-json.json "$FIX"/traces-payments-worker-json.json tests/data/otlp/json_*.json
 seed gunzip "$FIX"/*.gz
+seed logs_pb "$FIX"/logs-proto.bin tests/data/otlp_logs/pb_*.bin
+seed logs_json "$FIX"/logs-json.json tests/data/otlp_logs/json_*.json
+seed metrics_pb "$FIX"/metrics-*-proto.bin tests/data/otlp_metrics/pb_*.bin
+seed metrics_json "$FIX"/metrics-*-json.json tests/data/otlp_metrics/json_*.json
 
 fail=0
-for t in trace_pb trace_json gunzip; do
+# FUZZ_TARGETS="logs_pb logs_json" runs only those.
+for t in ${FUZZ_TARGETS:-trace_pb trace_json gunzip logs_pb logs_json metrics_pb metrics_json}; do
     echo "== fuzz_$t: build"
     # shellcheck disable=SC2086
     "$CC" $CFLAGS -o "$OUT/fuzz_$t" "fuzz/fuzz_$t.c" $LIB_C $PB_C $LIBS
     dict=""
-    [ "$t" = trace_json ] && dict="-dict=$OUT/trace_json.dict"
+    [ -f "$OUT/$t.dict" ] && dict="-dict=$OUT/$t.dict"
     echo "== fuzz_$t: run ${SECS}s"
     # shellcheck disable=SC2086
     if ! "$OUT/fuzz_$t" -max_total_time="$SECS" -rss_limit_mb=1024 -timeout=10 -print_final_stats=1 \

@@ -14,8 +14,10 @@ static void test_route(void **state)
 {
     (void)state;
     assert_int_equal(sx_ingest_route_parse("/v1/traces"), SX_INGEST_ROUTE_TRACES);
-    assert_int_equal(sx_ingest_route_parse("/v1/logs"), SX_INGEST_ROUTE_NONE);
-    assert_int_equal(sx_ingest_route_parse("/v1/metrics"), SX_INGEST_ROUTE_NONE);
+    assert_int_equal(sx_ingest_route_parse("/v1/logs"), SX_INGEST_ROUTE_LOGS);
+    assert_int_equal(sx_ingest_route_parse("/v1/metrics"), SX_INGEST_ROUTE_METRICS);
+    assert_int_equal(sx_ingest_route_parse("/v1/logs/"), SX_INGEST_ROUTE_NONE);
+    assert_int_equal(sx_ingest_route_parse("/v1/metric"), SX_INGEST_ROUTE_NONE);
     assert_int_equal(sx_ingest_route_parse("/v1/traces/"), SX_INGEST_ROUTE_NONE);
     assert_int_equal(sx_ingest_route_parse("/v1/tracesx"), SX_INGEST_ROUTE_NONE);
     assert_int_equal(sx_ingest_route_parse(""), SX_INGEST_ROUTE_NONE);
@@ -161,6 +163,17 @@ static void test_partial_message(void **state)
     /* A tiny buffer still gets a NUL-terminated prefix. */
     assert_int_equal(sx_ingest_partial_message(&st, msg, 5), 1);
     assert_string_equal(msg, "1 va");
+
+    /* Logs and metrics: a truncated body or a dropped empty metric warns. */
+    memset(&st, 0, sizeof(st));
+    st.bodies_truncated = 2;
+    assert_int_equal(sx_ingest_partial_message(&st, msg, sizeof(msg)), 1);
+    assert_string_equal(msg, "2 log bodies truncated");
+    memset(&st, 0, sizeof(st));
+    st.metrics_dropped = 1;
+    snprintf(st.reason, sizeof(st.reason), "1 metric dropped: metric without data");
+    assert_int_equal(sx_ingest_partial_message(&st, msg, sizeof(msg)), 1);
+    assert_string_equal(msg, "1 metric dropped: metric without data");
 }
 
 int main(void)
