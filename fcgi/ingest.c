@@ -14,6 +14,7 @@
  * validator, the packer, the response type and the stream. */
 #include "buf.h"
 #include "config.h"
+#include "cli.h"
 #include "fcgi_server.h"
 #include "gzip.h"
 #include "ingest_auth.h"
@@ -511,90 +512,20 @@ static void usage(FILE *f)
             "\n");
 }
 
-/* Returns the value of option name at argv[*i] ("--name value" or
- * "--name=value"), advancing *i; NULL when argv[*i] is not that option.
- * *missing is set when the option has no value. */
-static const char *opt_value(int argc, char **argv, int *i, const char *name, int *missing)
-{
-    size_t n = strlen(name);
-    const char *a = argv[*i];
-    if (strncmp(a, name, n) != 0) return NULL;
-    if (a[n] == '=') return a + n + 1;
-    if (a[n] != '\0') return NULL;
-    if (*i + 1 >= argc) {
-        *missing = 1;
-        return NULL;
-    }
-    (*i)++;
-    return argv[*i];
-}
-
 int main(int argc, char **argv)
 {
     static struct ingest_ctx ctx; /* lives for the whole process: threads read it */
-    char path[SX_CONF_STR_MAX], err[600];
-    const char *config_path = NULL, *instance = NULL;
-    const char **sets = sx_xcalloc((size_t)argc + 1, sizeof(*sets));
-    int nsets = 0, rc = 2;
+    struct sx_cli cli = {.program = "sextant-ingest"};
+    int rc;
 
     /* Freed request memory must go back to the OS: large blocks through
      * mmap, and few malloc arenas for our few threads. */
     mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     mallopt(M_ARENA_MAX, 2);
 
-    for (int i = 1; i < argc; i++) {
-        int missing = 0;
-        const char *v;
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            sx_config_print_help(stdout);
-            rc = 0;
-            goto out;
-        } else if ((v = opt_value(argc, argv, &i, "--config", &missing))) {
-            config_path = v;
-        } else if ((v = opt_value(argc, argv, &i, "--set", &missing))) {
-            sets[nsets++] = v;
-        } else if ((v = opt_value(argc, argv, &i, "--instance", &missing))) {
-            instance = v;
-        } else {
-            fprintf(stderr, "sextant-ingest: %s '%s'\n", missing ? "missing value for" : "unknown argument",
-                    argv[i]);
-            usage(stderr);
-            goto out;
-        }
-    }
-
-    sx_config_defaults(&ctx.cfg);
-    if (config_path) {
-        if (sx_config_load(&ctx.cfg, config_path, 1, err, sizeof(err)) != SX_OK) {
-            fprintf(stderr, "%s\n", err);
-            goto out;
-        }
-    } else {
-        sx_config_default_path(path, sizeof(path));
-        if (sx_config_load(&ctx.cfg, path, 0, err, sizeof(err)) != SX_OK) {
-            fprintf(stderr, "%s\n", err);
-            goto out;
-        }
-    }
-    for (int i = 0; i < nsets; i++) {
-        char name[128];
-        const char *eq = strchr(sets[i], '=');
-        size_t nl = eq ? (size_t)(eq - sets[i]) : 0;
-        if (!eq || nl == 0 || nl >= sizeof(name)) {
-            fprintf(stderr, "--set %s: expected name=value\n", sets[i]);
-            goto out;
-        }
-        memcpy(name, sets[i], nl);
-        name[nl] = '\0';
-        if (sx_config_set(&ctx.cfg, name, eq + 1, err, sizeof(err)) != SX_OK) {
-            fprintf(stderr, "--set %s: %s\n", sets[i], err);
-            goto out;
-        }
-    }
-
-    int level = sx_log_level_parse(ctx.cfg.log_level);
-    sx_log_init("sextant-ingest", instance, level == SX_ERR ? SX_LOG_INFO : level);
+    rc = sx_cli_parse(&cli, argc, argv, &ctx.cfg, usage);
+    if (rc >= 0) return rc;
+    sx_cli_log_init(&cli, &ctx.cfg);
     sx_otlp_limits_from_config(&ctx.limits, &ctx.cfg);
 
     /* Static: worker threads parked on kept connections still read it
@@ -609,8 +540,5 @@ int main(int argc, char **argv)
     srv.thread_term = thread_term;
     srv.handle = handle;
     srv.ctx = &ctx;
-    rc = sx_fcgi_serve(&srv) == SX_OK ? 0 : 1;
-out:
-    free(sets);
-    return rc;
+    return sx_fcgi_serve(&srv) == SX_OK ? 0 : 1;
 }
