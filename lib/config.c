@@ -46,7 +46,7 @@ static const struct conf_def defs[] = {
     INT(max_log_records_per_request, "100000", 1, 10000000, "most log records in one request; more: 400"),
     INT(max_points_per_request, "100000", 1, 10000000, "most metric data points (of every kind) in one request; more: 400"),
     INT(max_log_body_len, "65536", 16, 16777216, "longest string log body; longer ones are truncated"),
-    INT(stream_high_water, "20000", 10, 100000000, "ingest stream length (entries) over which ingest answers 503"),
+    INT(stream_high_water, "5000", 10, 100000000, "entries per ingest stream over which ingest answers 503; Redis holds up to this many batches (5000 x a 23 KB 65-span batch = 115 MB)"),
     INT(retry_after_seconds, "2", 1, 5, "Retry-After of 503 answers"),
     INT(key_cache_ttl, "60", 1, 86400, "seconds a known ingest key stays cached in Redis"),
     INT(key_negative_ttl, "10", 1, 3600, "seconds an unknown ingest key stays cached in Redis"),
