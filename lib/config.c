@@ -200,6 +200,11 @@ void sx_config_default_path(char *out, size_t outlen)
     snprintf(out, outlen, "%s/sextant.conf", home && *home ? home : "./var");
 }
 
+const char *sx_config_name(size_t i)
+{
+    return i < SX_ARRAY_LEN(defs) ? defs[i].name : NULL;
+}
+
 static const char *type_name(const struct conf_def *d)
 {
     return d->type == CONF_STR ? "string" : d->type == CONF_INT ? "integer" : "size";

@@ -68,6 +68,9 @@ int sx_config_set(struct sx_config *c, const char *name, const char *value, char
  * $SEXTANT_HOME/sextant.conf, else ./var/sextant.conf. Written into out. */
 void sx_config_default_path(char *out, size_t outlen);
 
+/* Name of the i-th setting, or NULL past the last (for docs and tests). */
+const char *sx_config_name(size_t i);
+
 /* Prints every setting with its description, type, bounds and default. */
 void sx_config_print_help(FILE *f);
 /* Prints a commented example config file holding every default. */

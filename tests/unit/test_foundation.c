@@ -121,6 +121,25 @@ static void test_config_table(void **state)
     assert_int_equal(sx_config_load(&c, path, 1, err, sizeof(err)), SX_ERR);
 }
 
+/* README.md documents every setting (tests run from the repo root). */
+static void test_readme_lists_every_setting(void **state)
+{
+    (void)state;
+    FILE *f = fopen("README.md", "r");
+    assert_non_null(f);
+    static char text[1 << 20];
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    size_t i = 0;
+    for (const char *name; (name = sx_config_name(i)); i++) {
+        char cell[96];
+        snprintf(cell, sizeof(cell), "| `%s` |", name);
+        if (!strstr(text, cell)) fail_msg("README.md has no row for setting %s", name);
+    }
+    assert_true(i > 20);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -128,6 +147,7 @@ int main(void)
         cmocka_unit_test(test_buf_max),
         cmocka_unit_test(test_json_writer),
         cmocka_unit_test(test_config_table),
+        cmocka_unit_test(test_readme_lists_every_setting),
     };
     return cmocka_run_group_tests_name("foundation", tests, NULL, NULL);
 }
