@@ -356,8 +356,12 @@ int sx_api_trace_get(struct sx_api_req *r, const char *trace_id_hex)
     snprintf(end_s, sizeof(end_s), "%lld", (long long)tend);
     snprintf(lim_s, sizeof(lim_s), "%d", MAX_TRACE_SPANS + 1);
     const char *sparams[5] = {proj, idparam, start_s, end_s, lim_s};
+    /* DISTINCT ON drops exact duplicates: spans has no unique key (see
+     * sql/003_spans_no_pk.sql), so a batch accepted twice in different
+     * bytes (an SDK resending it) can store a span twice. */
     sres = sx_api_exec(r,
-                       "SELECT encode(span_id, 'hex'), encode(parent_span_id, 'hex'), name, kind, service, "
+                       "SELECT DISTINCT ON (start_time_ns, span_id) "
+                       "encode(span_id, 'hex'), encode(parent_span_id, 'hex'), name, kind, service, "
                        "start_time_ns, end_time_ns, status_code, status_message, attributes::text, "
                        "events::text, links::text, resource::text, scope_name, scope_version "
                        "FROM spans WHERE project_id = $1 AND trace_id = $2::bytea "

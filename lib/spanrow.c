@@ -40,12 +40,16 @@ void sx_spanrow_term(struct sx_spanrow *e)
     free(e->days);
     e->days = NULL;
     e->ndays = e->days_cap = 0;
+    free(e->meta);
+    e->meta = NULL;
+    e->nmeta = e->meta_cap = 0;
 }
 
 void sx_spanrow_reset(struct sx_spanrow *e)
 {
     e->ndays = 0;
     e->days_sorted = 1;
+    e->nmeta = 0;
     e->rows = 0;
     e->skipped = 0;
 }
@@ -92,6 +96,19 @@ static int add_day(struct sx_spanrow *e, int64_t day)
     e->days[e->ndays++] = day;
     if (e->ndays > 1) e->days_sorted = 0;
     return SX_OK;
+}
+
+/* A slot for the next row's meta; NULL when memory ran out. */
+static struct sx_spanrow_meta *next_meta(struct sx_spanrow *e)
+{
+    if (e->nmeta == e->meta_cap) {
+        size_t cap = e->meta_cap ? e->meta_cap * 2 : 256;
+        struct sx_spanrow_meta *p = realloc(e->meta, cap * sizeof(*p));
+        if (!p) return NULL;
+        e->meta = p;
+        e->meta_cap = cap;
+    }
+    return &e->meta[e->nmeta];
 }
 
 /* ---- COPY text field writers ------------------------------------------- */
@@ -448,9 +465,10 @@ struct row_ctx {
 };
 
 static int put_row(struct sx_spanrow *e, struct sx_buf *out, const struct row_ctx *rc, const pb_span *sp,
-                   int64_t start)
+                   int64_t start, struct sx_spanrow_meta *m)
 {
     const char *s;
+    size_t at;
     int64_t end = sp->end_time_unix_nano > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)sp->end_time_unix_nano;
     int kind = (int)sp->kind;
     int status = sp->status ? (int)sp->status->code : 0;
@@ -466,9 +484,17 @@ static int put_row(struct sx_spanrow *e, struct sx_buf *out, const struct row_ct
     if (sx_buf_putc(out, '\t') || put_int(out, start) || sx_buf_putc(out, '\t')) return SX_ERR;
     if (put_int(out, end) || sx_buf_putc(out, '\t')) return SX_ERR;
     s = sp->name ? sp->name : "";
-    if (sx_spanrow_copy_text(out, s, strlen(s)) || sx_buf_putc(out, '\t')) return SX_ERR;
+    at = out->len;
+    if (sx_spanrow_copy_text(out, s, strlen(s))) return SX_ERR;
+    m->name_off = at;
+    m->name_len = (uint32_t)(out->len - at);
+    if (sx_buf_putc(out, '\t')) return SX_ERR;
     if (put_int(out, kind) || sx_buf_putc(out, '\t')) return SX_ERR;
-    if (sx_spanrow_copy_text(out, rc->service, strlen(rc->service)) || sx_buf_putc(out, '\t')) return SX_ERR;
+    at = out->len;
+    if (sx_spanrow_copy_text(out, rc->service, strlen(rc->service))) return SX_ERR;
+    m->svc_off = at;
+    m->svc_len = (uint32_t)(out->len - at);
+    if (sx_buf_putc(out, '\t')) return SX_ERR;
     if (put_int(out, status) || sx_buf_putc(out, '\t')) return SX_ERR;
     if (put_opt_text(out, sp->status ? sp->status->message : NULL) || sx_buf_putc(out, '\t')) return SX_ERR;
     s = find_str(sp->attributes, sp->n_attributes, "http.request.method");
@@ -484,6 +510,12 @@ static int put_row(struct sx_spanrow *e, struct sx_buf *out, const struct row_ct
     if (put_events(e, out, sp) || sx_buf_putc(out, '\t')) return SX_ERR;
     if (put_links(e, out, sp) || sx_buf_putc(out, '\t')) return SX_ERR;
     if (sx_buf_append(out, e->res.data, e->res.len) || sx_buf_putc(out, '\n')) return SX_ERR;
+    memcpy(m->trace_id, sp->trace_id.data, 16);
+    m->start = start;
+    m->end = end;
+    m->project_id = (int32_t)rc->project_id;
+    m->error = status == 2;
+    m->root = sp->parent_span_id.len != 8;
     return SX_OK;
 }
 
@@ -501,7 +533,7 @@ static int prepare_resource(struct sx_spanrow *e, const pb_rspans *rs, const cha
 int sx_spanrow_encode(struct sx_spanrow *e, const Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *req,
                       long long project_id, struct sx_buf *out)
 {
-    size_t out_len = out->len, ndays = e->ndays, rows = e->rows, skipped = e->skipped;
+    size_t out_len = out->len, ndays = e->ndays, rows = e->rows, skipped = e->skipped, nmeta = e->nmeta;
     int sorted = e->days_sorted;
     struct row_ctx rc;
     rc.project_id = project_id;
@@ -522,8 +554,10 @@ int sx_spanrow_encode(struct sx_spanrow *e, const Opentelemetry__Proto__Collecto
                     continue;
                 }
                 int64_t start = (int64_t)sp->start_time_unix_nano;
-                if (put_row(e, out, &rc, sp, start) != SX_OK) goto fail;
+                struct sx_spanrow_meta *m = next_meta(e);
+                if (!m || put_row(e, out, &rc, sp, start, m) != SX_OK) goto fail;
                 if (add_day(e, sx_spanrow_day(start)) != SX_OK) goto fail;
+                e->nmeta++;
                 e->rows++;
             }
         }
@@ -536,6 +570,7 @@ fail:
     e->ndays = ndays;
     e->rows = rows;
     e->skipped = skipped;
+    e->nmeta = nmeta;
     e->days_sorted = sorted;
     return SX_ERR;
 }

@@ -25,7 +25,11 @@
  *
  * Spans whose trace id is not 16 bytes or span id not 8 bytes cannot satisfy
  * the table's CHECKs: they are skipped and counted; a parent id of another
- * length than 8 is written as NULL. Not thread-safe per encoder: one each. */
+ * length than 8 is written as NULL. Not thread-safe per encoder: one each.
+ *
+ * Alongside each row the encoder records a struct sx_spanrow_meta (trace id,
+ * times, error and root flags, where the row's name and service fields lie
+ * in out), so a writer can derive trace summaries without decoding again. */
 #ifndef SX_SPANROW_H
 #define SX_SPANROW_H
 
@@ -41,8 +45,21 @@
 
 #define SX_DAY_NS 86400000000000LL
 
+/* What a trace summary needs of one encoded row. name_off/svc_off point
+ * into the out buffer given to sx_spanrow_encode, at the row's name and
+ * service fields as written there (COPY-escaped, without the tab). */
+struct sx_spanrow_meta {
+    uint8_t trace_id[16];
+    int64_t start, end;
+    size_t name_off, svc_off;
+    uint32_t name_len, svc_len;
+    int32_t project_id;
+    uint8_t error;             /* status_code 2 */
+    uint8_t root;              /* no (valid 8-byte) parent: parent_span_id is NULL */
+};
+
 /* Encoder state; embedded by the caller (init/term). Fields are private
- * except through the functions below. */
+ * except through the functions below and meta/nmeta (read-only). */
 struct sx_spanrow {
     struct sx_buf json;    /* scratch: one JSON document before COPY escaping */
     struct sx_buf b64;     /* scratch: base64 of bytes values */
@@ -50,7 +67,9 @@ struct sx_spanrow {
     int64_t *days;         /* UTC day starts (ns) of the rows, see sx_spanrow_days */
     size_t ndays, days_cap;
     int days_sorted;
-    size_t rows;           /* rows written since the last reset */
+    struct sx_spanrow_meta *meta; /* one per row since the last reset, in row order */
+    size_t nmeta, meta_cap;
+    size_t rows;           /* rows written since the last reset (== nmeta) */
     size_t skipped;        /* spans skipped (bad ids) since the last reset */
 };
 
@@ -63,10 +82,11 @@ void sx_spanrow_term(struct sx_spanrow *e);
 void sx_spanrow_reset(struct sx_spanrow *e);
 
 /* Appends one COPY row per span of req for project_id to out and records
- * each row's day. Returns SX_OK, or SX_ERR when out (or a scratch buffer)
- * reached its maximum or memory ran out; out is then truncated back to its
- * length at the call, so earlier rows stay valid, and the counters and days
- * are as before the call. req stays owned by the caller. */
+ * each row's day and meta. Returns SX_OK, or SX_ERR when out (or a scratch
+ * buffer) reached its maximum or memory ran out; out is then truncated back
+ * to its length at the call, so earlier rows stay valid, and the counters,
+ * metas and days are as before the call. req stays owned by the caller.
+ * Use one out buffer per reset: the metas' offsets refer to it. */
 int sx_spanrow_encode(struct sx_spanrow *e, const Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *req,
                       long long project_id, struct sx_buf *out);
 

@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <openssl/evp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,7 @@
 #define AHEAD_EVERY_NS (3600LL * 1000000000LL)
 #define TRIM_EVERY_NS 1000000000LL
 #define STATS_EVERY_NS (10LL * 1000000000LL)
+#define PRUNE_EVERY_NS (3600LL * 1000000000LL)
 #define WRITERS_DEFAULT 2
 
 typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest trace_req;
@@ -55,7 +57,7 @@ struct persist {
     struct sx_persist_batch *cur; /* the batch being filled */
     int history;               /* still re-reading our own pending entries */
     char cursor[64];           /* history read position */
-    int64_t next_claim_ns, next_trim_ns, next_ahead_ns, next_stats_ns;
+    int64_t next_claim_ns, next_trim_ns, next_ahead_ns, next_stats_ns, next_prune_ns;
 };
 
 static void on_signal(int sig)
@@ -127,6 +129,27 @@ static int poison(struct persist *P, const char *id, size_t idlen, const redisRe
 
 /* ---- batches ------------------------------------------------------------- */
 
+/* The entry's ledger key: SHA-256 of "<project>\n" and the packed body, cut
+ * to SX_PERSIST_HASH_LEN bytes. The same batch added to the stream again
+ * gets the same key (the receive time and key id are left out). Aborts when
+ * OpenSSL cannot hash (out of memory). */
+static void entry_hash(long long project, const redisReply *body, uint8_t out[SX_PERSIST_HASH_LEN])
+{
+    uint8_t md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    char pfx[32];
+    int n = snprintf(pfx, sizeof(pfx), "%lld\n", project);
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 || EVP_DigestUpdate(ctx, pfx, (size_t)n) != 1 ||
+        EVP_DigestUpdate(ctx, body->str, body->len) != 1 || EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 ||
+        mdlen < SX_PERSIST_HASH_LEN) {
+        fprintf(stderr, "sha-256 of a stream entry failed\n");
+        abort();
+    }
+    EVP_MD_CTX_free(ctx);
+    memcpy(out, md, SX_PERSIST_HASH_LEN);
+}
+
 /* Hands the current batch to the writers and takes an empty one (waiting
  * while every writer is busy: back-pressure). */
 static void submit(struct persist *P)
@@ -151,7 +174,7 @@ static int take_entry(struct persist *P, const redisReply *item)
     if ((long long)P->cur->enc.rows >= P->cfg.persist_batch_spans) submit(P);
     if (fields->type == REDIS_REPLY_NIL) {
         /* Deleted while pending (trimmed by hand): only acknowledge it. */
-        sx_persist_batch_add(P->cur, id, idlen, P->cur->copy.len, 0);
+        sx_persist_batch_add(P->cur, id, idlen, NULL, P->cur->copy.len, P->cur->enc.nmeta);
         return SX_OK;
     }
     if (fields->type != REDIS_REPLY_ARRAY || fields->elements % 2)
@@ -182,13 +205,13 @@ static int take_entry(struct persist *P, const redisReply *item)
         return poison(P, id, idlen, fields, why);
     }
     struct sx_persist_batch *B = P->cur;
-    size_t rows0 = B->enc.rows, skipped0 = B->enc.skipped, off = B->copy.len;
+    size_t meta0 = B->enc.nmeta, skipped0 = B->enc.skipped, off = B->copy.len;
     if (sx_spanrow_encode(&B->enc, req, project, &B->copy) != SX_OK) {
         int retry = B->nents > 0;
         if (retry) {
             submit(P);
             B = P->cur;
-            rows0 = B->enc.rows;
+            meta0 = B->enc.nmeta;
             skipped0 = B->enc.skipped;
             off = B->copy.len;
         }
@@ -197,7 +220,9 @@ static int take_entry(struct persist *P, const redisReply *item)
     }
     if (B->enc.skipped > skipped0)
         sx_warn("entry %.*s: %zu spans with invalid ids or times skipped", (int)idlen, id, B->enc.skipped - skipped0);
-    sx_persist_batch_add(B, id, idlen, off, B->enc.rows - rows0);
+    uint8_t hash[SX_PERSIST_HASH_LEN];
+    entry_hash(project, b, hash);
+    sx_persist_batch_add(B, id, idlen, hash, off, meta0);
     return SX_OK;
 }
 
@@ -599,6 +624,11 @@ static void periodic(struct persist *P)
         if (ensure_ahead(P) == SX_OK) P->next_ahead_ns = now + AHEAD_EVERY_NS;
         else P->next_ahead_ns = now + 60LL * 1000000000LL;
     }
+    if (now >= P->next_prune_ns) {
+        /* Ledger rows past their bound (see sql/002_persist_ledger.sql). */
+        int ok = sx_persist_db_ready(&P->db) == SX_OK && sx_persist_db_prune(&P->db) == SX_OK;
+        P->next_prune_ns = now + (ok ? PRUNE_EVERY_NS : 60LL * 1000000000LL);
+    }
     if (now >= P->next_claim_ns && redis_alive(P)) {
         claim_cycle(P);
         P->next_claim_ns = now + P->cfg.persist_claim_idle_ms / 2 * 1000000LL;
@@ -653,6 +683,7 @@ int main(int argc, char **argv)
     P.next_ahead_ns = now + AHEAD_EVERY_NS;
     P.next_claim_ns = now; /* reclaim a crashed instance's entries right away */
     P.next_stats_ns = now + STATS_EVERY_NS;
+    P.next_prune_ns = now + 60LL * 1000000000LL; /* first prune a minute after start */
     sd_notify(0, "READY=1");
     sx_info("ready: batch %lld spans, %d writers, block %lld ms, claim idle %lld ms", P.cfg.persist_batch_spans,
             P.nwriters, P.cfg.persist_block_ms, P.cfg.persist_claim_idle_ms);

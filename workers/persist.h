@@ -18,28 +18,38 @@
  *              the offending entry. */
 #define SX_PERSIST_EDATA (-3)
 
-/* One entry's rows inside the batch's COPY buffer. */
-struct sx_persist_slice {
-    const char *data;
-    size_t len;
-};
+/* Bytes of an entry's ledger key (the start of a SHA-256). */
+#define SX_PERSIST_HASH_LEN 16
 
-/* The PostgreSQL side of sextant-persist. Owned by the main loop (one per
- * process); conn is rebuilt when it breaks. */
+struct sx_persist_batch;
+
+/* The PostgreSQL side of sextant-persist: one per writer thread and one for
+ * the main thread (partitions ahead, ledger pruning); conn is rebuilt when
+ * it breaks. The scratch fields serve one write at a time. */
 struct sx_persist_db {
     const char *conninfo;   /* borrowed from the config */
     PGconn *conn;           /* NULL while disconnected */
-    int stage_ready;        /* spans_stage exists on conn */
+    int session_ready;      /* traces_stage exists on conn */
     int64_t *days;          /* UTC days whose partition is known to exist */
     size_t ndays, days_cap;
+    struct sx_buf sql;      /* ledger arrays, then traces_stage COPY text */
+    struct sx_buf ids;      /* ledger entry id array */
+    void *cand;             /* candidate entries sorted by key (struct cand) */
+    size_t cand_cap;
+    unsigned char *fresh;   /* per batch entry: 1 when new in this write */
+    size_t fresh_cap;
+    const struct sx_spanrow_meta **order; /* metas of the new rows, sorted by trace */
+    size_t order_cap;
+    void *svcs;             /* one trace's services (struct svc) */
+    size_t svcs_cap;
 };
 
 void sx_persist_db_init(struct sx_persist_db *db, const char *conninfo);
-/* Closes the connection and frees the day cache. */
+/* Closes the connection and frees the day cache and scratch. */
 void sx_persist_db_term(struct sx_persist_db *db);
 
-/* Connects when needed and prepares the session (temp stage table). SX_OK or
- * SX_ERR (logged; the connection is dropped). */
+/* Connects when needed and prepares the session (temp traces_stage table).
+ * SX_OK or SX_ERR (logged; the connection is dropped). */
 int sx_persist_db_ready(struct sx_persist_db *db);
 
 /* Makes sure the daily partitions of the n day starts (unix ns) exist,
@@ -51,13 +61,20 @@ int sx_persist_db_ensure_days(struct sx_persist_db *db, const int64_t *days, siz
  * partition). */
 void sx_persist_db_forget_days(struct sx_persist_db *db);
 
-/* Writes the rows of n slices in one transaction: COPY into spans_stage,
- * then one statement inserting the new spans and upserting their traces,
- * then COMMIT. *inserted gets the number of spans that were new. Returns
+/* Writes the n entries of batch b listed in ents (indexes into b->ents) in
+ * one transaction: ledger rows for their keys (ON CONFLICT DO NOTHING), then
+ * COPY of the rows of the entries that were new into spans, then the trace
+ * summaries of those rows (aggregated here, upserted in (project_id,
+ * trace_id) order), then COMMIT. Entries already in the ledger (or twice in
+ * the list) add nothing. *inserted gets the number of spans written. Returns
  * SX_OK, SX_AGAIN, SX_PERSIST_EDATA or SX_ERR (see above), with the error
  * message in err; the transaction is rolled back on every failure. */
-int sx_persist_db_write(struct sx_persist_db *db, const struct sx_persist_slice *s, size_t n, long long *inserted,
-                        char *err, size_t errlen);
+int sx_persist_db_write(struct sx_persist_db *db, const char *stream, const struct sx_persist_batch *b,
+                        const size_t *ents, size_t n, long long *inserted, char *err, size_t errlen);
+
+/* Deletes ledger rows older than the ledger's bound (see
+ * sql/002_persist_ledger.sql). SX_OK or SX_ERR (logged). */
+int sx_persist_db_prune(struct sx_persist_db *db);
 
 /* ---- batches and writer threads (persist_writer.c) ------------------------
  *
@@ -74,7 +91,8 @@ extern volatile sig_atomic_t sx_persist_stop;
 struct sx_persist_entry {
     size_t id_off, idlen;  /* its id in batch.ids */
     size_t off, len;       /* its rows in batch.copy */
-    size_t rows;
+    size_t meta0, rows;    /* its rows' metas: enc.meta[meta0 .. meta0 + rows) */
+    uint8_t hash[SX_PERSIST_HASH_LEN]; /* ledger key: SHA-256 of project id and body */
 };
 
 /* Rows and entry ids of one transaction. Owned by the main thread while it
@@ -119,9 +137,11 @@ void sx_persist_writers_stop(struct sx_persist_shared *S);
 struct sx_persist_batch *sx_persist_batch_get(struct sx_persist_shared *S);
 /* Queues a filled batch for the writers (an empty one goes back to the pool). */
 void sx_persist_batch_submit(struct sx_persist_shared *S, struct sx_persist_batch *b);
-/* Records an entry whose rows were appended to b->copy from offset off.
- * Aborts on out-of-memory (ids are small). */
-void sx_persist_batch_add(struct sx_persist_batch *b, const char *id, size_t idlen, size_t off, size_t rows);
+/* Records an entry whose rows were appended to b->copy from offset off and
+ * whose metas start at b->enc.meta[meta0]; hash is its ledger key (ignored
+ * when it has no rows). Aborts on out-of-memory (ids are small). */
+void sx_persist_batch_add(struct sx_persist_batch *b, const char *id, size_t idlen,
+                          const uint8_t hash[SX_PERSIST_HASH_LEN], size_t off, size_t meta0);
 
 /* Copies an entry (fields may be NULL) to the dead letter stream with an
  * "error" field and acknowledges it, atomically (MULTI/EXEC). SX_ERR on a

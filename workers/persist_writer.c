@@ -55,7 +55,8 @@ static void batch_reset(struct sx_persist_batch *b)
     b->next = NULL;
 }
 
-void sx_persist_batch_add(struct sx_persist_batch *b, const char *id, size_t idlen, size_t off, size_t rows)
+void sx_persist_batch_add(struct sx_persist_batch *b, const char *id, size_t idlen,
+                          const uint8_t hash[SX_PERSIST_HASH_LEN], size_t off, size_t meta0)
 {
     if (b->nents == b->ents_cap) {
         size_t cap = b->ents_cap ? b->ents_cap * 2 : 256;
@@ -72,7 +73,10 @@ void sx_persist_batch_add(struct sx_persist_batch *b, const char *id, size_t idl
     e->idlen = idlen;
     e->off = off;
     e->len = b->copy.len - off;
-    e->rows = rows;
+    e->meta0 = meta0;
+    e->rows = b->enc.nmeta - meta0;
+    if (hash) memcpy(e->hash, hash, SX_PERSIST_HASH_LEN);
+    else memset(e->hash, 0, SX_PERSIST_HASH_LEN);
     if (sx_buf_append(&b->ids, id, idlen) != SX_OK) {
         fprintf(stderr, "out of memory\n");
         abort();
@@ -256,12 +260,12 @@ cleanup:
 
 /* ---- PostgreSQL side of a writer ------------------------------------------ */
 
-/* Writes slices with retries: at once after a deadlock, with back-off after
- * other failures (reconnecting as needed). Returns SX_OK, SX_PERSIST_EDATA
- * when the rows are refused twice (the second time after re-creating the
- * partitions, in case one was dropped under us), or SX_ERR when a stop was
- * requested before the write could succeed. */
-static int write_retry(struct writer *w, struct sx_persist_batch *b, const struct sx_persist_slice *s, size_t n,
+/* Writes the listed entries of b with retries: at once after a deadlock,
+ * with back-off after other failures (reconnecting as needed). Returns
+ * SX_OK, SX_PERSIST_EDATA when the rows are refused twice (the second time
+ * after re-creating the partitions, in case one was dropped under us), or
+ * SX_ERR when a stop was requested before the write could succeed. */
+static int write_retry(struct writer *w, struct sx_persist_batch *b, const size_t *ents, size_t n,
                        long long *inserted, char *err, size_t errlen)
 {
     int backoff = BACKOFF_MIN_MS, data_failures = 0;
@@ -270,7 +274,7 @@ static int write_retry(struct writer *w, struct sx_persist_batch *b, const struc
             size_t nd;
             const int64_t *days = sx_spanrow_days(&b->enc, &nd);
             if (sx_persist_db_ensure_days(&w->db, days, nd) == SX_OK) {
-                int rc = sx_persist_db_write(&w->db, s, n, inserted, err, errlen);
+                int rc = sx_persist_db_write(&w->db, w->S->stream, b, ents, n, inserted, err, errlen);
                 if (rc == SX_OK) return SX_OK;
                 sx_warn("%s", err);
                 if (rc == SX_AGAIN) {
@@ -292,30 +296,25 @@ static int write_retry(struct writer *w, struct sx_persist_batch *b, const struc
 }
 
 /* Writes the batch; when PostgreSQL refuses its data, writes entry by entry
- * so that only the offending entries go to the dead letter stream. */
+ * (each in its own transaction, with its own ledger row) so that only the
+ * offending entries go to the dead letter stream. */
 static int write_batch(struct writer *w, struct sx_persist_batch *b, long long *inserted)
 {
     char err[512];
-    struct sx_persist_slice *sl = sx_xcalloc(b->nents, sizeof(*sl));
+    size_t *ents = sx_xcalloc(b->nents ? b->nents : 1, sizeof(*ents));
     size_t n = 0;
     int rc;
     *inserted = 0;
     for (size_t i = 0; i < b->nents; i++)
-        if (b->ents[i].len) {
-            sl[n].data = b->copy.data + b->ents[i].off;
-            sl[n].len = b->ents[i].len;
-            n++;
-        }
-    rc = n ? write_retry(w, b, sl, n, inserted, err, sizeof(err)) : SX_OK;
+        if (b->ents[i].rows) ents[n++] = i;
+    rc = n ? write_retry(w, b, ents, n, inserted, err, sizeof(err)) : SX_OK;
     if (rc == SX_PERSIST_EDATA) {
         sx_warn("batch of %zu entries refused; writing them one by one", b->nents);
         rc = SX_OK;
-        for (size_t i = 0; i < b->nents && rc == SX_OK; i++) {
-            const struct sx_persist_entry *e = &b->ents[i];
-            struct sx_persist_slice one = {b->copy.data + e->off, e->len};
+        for (size_t k = 0; k < n && rc == SX_OK; k++) {
+            const struct sx_persist_entry *e = &b->ents[ents[k]];
             long long ins = 0;
-            if (!e->len) continue;
-            int r = write_retry(w, b, &one, 1, &ins, err, sizeof(err));
+            int r = write_retry(w, b, &ents[k], 1, &ins, err, sizeof(err));
             if (r == SX_OK)
                 *inserted += ins;
             else if (r == SX_PERSIST_EDATA)
@@ -324,7 +323,7 @@ static int write_batch(struct writer *w, struct sx_persist_batch *b, long long *
                 rc = SX_ERR;
         }
     }
-    free(sl);
+    free(ents);
     return rc;
 }
 
@@ -341,7 +340,7 @@ static void process(struct writer *w, struct sx_persist_batch *b)
     }
     int acked = ack_batch(w, b, b->enc.rows > 0, inserted) == SX_OK;
     if (!acked) sx_warn("batch of %zu entries written but not acknowledged; they will be delivered again", b->nents);
-    sx_debug("batch: %zu entries, %zu spans, %lld new, %zu bytes; written and acked in %.1f ms", b->nents,
+    sx_debug("batch: %zu entries, %zu spans, %lld written, %zu bytes; written and acked in %.1f ms", b->nents,
              b->enc.rows, inserted, b->copy.len, (double)(sx_mono_ns() - t0) / 1e6);
     pthread_mutex_lock(&S->mu);
     S->spans += inserted;

@@ -424,6 +424,60 @@ static void test_days_skips_and_overflow(void **state)
     sx_spanrow_term(&e);
 }
 
+/* Each row's meta: trace id, times, flags, and where its name and service
+ * lie (COPY-escaped) in the output; an overflow leaves the metas as they were. */
+static void test_meta(void **state)
+{
+    (void)state;
+    span_t *sp[2];
+    sp[0] = mkspan("root\tname", 1767225600000000000ULL);
+    sp[1] = mkspan("child", 1767225600000001000ULL);
+    sp[1]->parent_span_id.data = (uint8_t *)PID;
+    sp[1]->parent_span_id.len = 8;
+    Opentelemetry__Proto__Trace__V1__Status st = OPENTELEMETRY__PROTO__TRACE__V1__STATUS__INIT;
+    st.code = OPENTELEMETRY__PROTO__TRACE__V1__STATUS__STATUS_CODE__STATUS_CODE_ERROR;
+    sp[1]->status = &st;
+    kv_t **ra = kvs(1, kv("service.name", v_str("svc\\x")));
+    req_t *req = mkreq(ra, 1, NULL, NULL, 2, sp);
+    struct sx_spanrow e;
+    struct sx_buf b;
+    sx_spanrow_init(&e, 1 << 20);
+    sx_buf_init(&b, 1 << 20);
+    assert_int_equal(sx_spanrow_encode(&e, req, 9, &b), SX_OK);
+    assert_int_equal(e.nmeta, 2);
+    const struct sx_spanrow_meta *m = e.meta;
+    assert_memory_equal(m[0].trace_id, TID, 16);
+    assert_int_equal(m[0].project_id, 9);
+    assert_int_equal(m[0].start, 1767225600000000000LL);
+    assert_int_equal(m[0].end, 1767225600000001500LL);
+    assert_true(m[0].root);
+    assert_false(m[0].error);
+    assert_false(m[1].root);
+    assert_true(m[1].error);
+    assert_int_equal(m[0].name_len, strlen("root\\tname"));
+    assert_memory_equal(b.data + m[0].name_off, "root\\tname", m[0].name_len);
+    assert_memory_equal(b.data + m[1].name_off, "child", m[1].name_len);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(m[i].svc_len, strlen("svc\\\\x"));
+        assert_memory_equal(b.data + m[i].svc_off, "svc\\\\x", m[i].svc_len);
+    }
+    /* The second row's meta points past the first row. */
+    assert_true(m[1].name_off > (size_t)((const char *)memchr(b.data, '\n', b.len) - b.data));
+
+    struct sx_buf small;
+    sx_buf_init(&small, b.len + 10);
+    sx_spanrow_reset(&e);
+    assert_int_equal(sx_spanrow_encode(&e, req, 9, &small), SX_OK);
+    assert_int_equal(sx_spanrow_encode(&e, req, 9, &small), SX_ERR);
+    assert_int_equal(e.nmeta, 2);
+    assert_int_equal(e.rows, 2);
+    sx_spanrow_reset(&e);
+    assert_int_equal(e.nmeta, 0);
+    sx_buf_term(&small);
+    sx_buf_term(&b);
+    sx_spanrow_term(&e);
+}
+
 static void fixture_path(char *out, size_t len, const char *name)
 {
     const char *dir = getenv("SX_FIXTURES");
@@ -471,6 +525,10 @@ static void test_fixture_65_rows(void **state)
         assert_int_equal(strlen(f[F_TRACE]), 3 + 32);
         assert_int_equal(f[F_ATTRS][0], '{');
         assert_non_null(strstr(f[F_RES], "\"service.name\":\"checkout-api\""));
+        assert_int_equal(e.meta[r].project_id, 7);
+        assert_memory_equal(f[F_SERVICE], b.data + e.meta[r].svc_off, e.meta[r].svc_len);
+        assert_memory_equal(f[F_NAME], b.data + e.meta[r].name_off, e.meta[r].name_len);
+        assert_int_equal(e.meta[r].root, strcmp(f[F_PARENT], "\\N") == 0);
         row = nl + 1;
     }
     sx_buf_term(&b);
@@ -486,6 +544,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_http_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_events_and_links, setup, teardown),
         cmocka_unit_test_setup_teardown(test_days_skips_and_overflow, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_meta, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fixture_65_rows, setup, teardown),
     };
     return cmocka_run_group_tests_name("spanrow", tests, NULL, NULL);
