@@ -15,6 +15,7 @@
  * still needs. */
 #include "arena.h"
 #include "buf.h"
+#include "cli.h"
 #include "config.h"
 #include "log.h"
 #include "persist.h"
@@ -496,97 +497,36 @@ static void usage(FILE *f)
             "\n");
 }
 
-/* Value of option name at argv[*i] ("--name value" or "--name=value"). */
-static const char *opt_value(int argc, char **argv, int *i, const char *name, int *missing)
-{
-    size_t n = strlen(name);
-    const char *a = argv[*i];
-    if (strncmp(a, name, n) != 0) return NULL;
-    if (a[n] == '=') return a + n + 1;
-    if (a[n] != '\0') return NULL;
-    if (*i + 1 >= argc) {
-        *missing = 1;
-        return NULL;
-    }
-    (*i)++;
-    return argv[*i];
-}
-
 /* Parses the command line and config into P; returns -1 to go on, else the
  * exit code. */
 static int setup(struct persist *P, int argc, char **argv)
 {
-    char path[SX_CONF_STR_MAX], err[600];
-    const char *config_path = NULL, *instance = "1";
-    const char **sets = sx_xcalloc((size_t)argc + 1, sizeof(*sets));
-    int nsets = 0, rc = 2;
-
-    P->nwriters = WRITERS_DEFAULT;
-    for (int i = 1; i < argc; i++) {
-        int missing = 0;
-        const char *v;
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            sx_config_print_help(stdout);
-            rc = 0;
-            goto out;
-        } else if ((v = opt_value(argc, argv, &i, "--config", &missing))) {
-            config_path = v;
-        } else if ((v = opt_value(argc, argv, &i, "--set", &missing))) {
-            sets[nsets++] = v;
-        } else if ((v = opt_value(argc, argv, &i, "--instance", &missing))) {
-            instance = v;
-        } else if ((v = opt_value(argc, argv, &i, "--writers", &missing))) {
-            char *end;
-            long n = strtol(v, &end, 10);
-            if (*end || n < 1 || n > 8) {
-                fprintf(stderr, "sextant-persist: --writers must be 1 to 8\n");
-                goto out;
-            }
-            P->nwriters = (int)n;
-        } else {
-            fprintf(stderr, "sextant-persist: %s '%s'\n", missing ? "missing value for" : "unknown argument",
-                    argv[i]);
-            usage(stderr);
-            goto out;
-        }
-    }
+    static struct sx_cli cli = {.program = "sextant-persist", .extra = {"--writers"}};
+    int rc = sx_cli_parse(&cli, argc, argv, &P->cfg, usage);
+    if (rc >= 0) return rc;
+    const char *instance = cli.instance ? cli.instance : "1";
     if (!*instance || strlen(instance) > 64) {
         fprintf(stderr, "sextant-persist: --instance must be 1 to 64 characters\n");
-        goto out;
+        return 2;
     }
-    sx_config_defaults(&P->cfg);
-    if (!config_path) sx_config_default_path(path, sizeof(path));
-    if (sx_config_load(&P->cfg, config_path ? config_path : path, config_path != NULL, err, sizeof(err)) != SX_OK) {
-        fprintf(stderr, "%s\n", err);
-        goto out;
-    }
-    for (int i = 0; i < nsets; i++) {
-        char name[128];
-        const char *eq = strchr(sets[i], '=');
-        size_t nl = eq ? (size_t)(eq - sets[i]) : 0;
-        if (!eq || nl == 0 || nl >= sizeof(name)) {
-            fprintf(stderr, "--set %s: expected name=value\n", sets[i]);
-            goto out;
+    cli.instance = instance;
+    P->nwriters = WRITERS_DEFAULT;
+    if (cli.extra_val[0]) {
+        char *end;
+        long n = strtol(cli.extra_val[0], &end, 10);
+        if (*end || n < 1 || n > 8) {
+            fprintf(stderr, "sextant-persist: --writers must be 1 to 8\n");
+            return 2;
         }
-        memcpy(name, sets[i], nl);
-        name[nl] = '\0';
-        if (sx_config_set(&P->cfg, name, eq + 1, err, sizeof(err)) != SX_OK) {
-            fprintf(stderr, "--set %s: %s\n", sets[i], err);
-            goto out;
-        }
+        P->nwriters = (int)n;
     }
-    int level = sx_log_level_parse(P->cfg.log_level);
-    sx_log_init("sextant-persist", instance, level == SX_ERR ? SX_LOG_INFO : level);
+    sx_cli_log_init(&cli, &P->cfg);
     snprintf(P->consumer, sizeof(P->consumer), "persist-%s", instance);
     sx_redis_key(P->stream, sizeof(P->stream), &P->cfg, SX_STREAM_SPANS);
     snprintf(P->dead, sizeof(P->dead), "%s:dead", P->stream);
     sx_redis_key(P->last_write_key, sizeof(P->last_write_key), &P->cfg, "persist:last_write");
     sx_redis_key(P->written_key, sizeof(P->written_key), &P->cfg, "persist:spans_written");
-    rc = -1;
-out:
-    free(sets);
-    return rc;
+    return -1;
 }
 
 /* Waits until Redis (with the group) and PostgreSQL (with today's and the
