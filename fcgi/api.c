@@ -54,7 +54,7 @@ struct api_thread {
     uint64_t tick;
 };
 
-enum endpoint { EP_NONE, EP_HEALTH, EP_TRACES, EP_TRACE, EP_SERVICES };
+enum endpoint { EP_NONE, EP_HEALTH, EP_TRACES, EP_TRACE, EP_SERVICES, EP_LOGS };
 
 /* ---- helpers shared with api_traces.c ---------------------------------------- */
 
@@ -394,6 +394,7 @@ static enum endpoint route(int n, char **seg)
     if (n == 3 && strcmp(seg[2], "traces") == 0) return EP_TRACES;
     if (n == 4 && strcmp(seg[2], "traces") == 0 && *seg[3]) return EP_TRACE;
     if (n == 3 && strcmp(seg[2], "services") == 0) return EP_SERVICES;
+    if (n == 3 && strcmp(seg[2], "logs") == 0) return EP_LOGS;
     return EP_NONE;
 }
 
@@ -427,6 +428,7 @@ static void project_endpoint(struct sx_api_req *r, struct api_thread *t, enum en
         case EP_TRACES: sx_api_traces_list(r); break;
         case EP_TRACE: sx_api_trace_get(r, seg[3]); break;
         case EP_SERVICES: sx_api_services_list(r); break;
+        case EP_LOGS: sx_api_logs_list(r); break;
         default: sx_api_fail(r, 404, "not_found", "no such endpoint"); break;
         }
     }

@@ -50,5 +50,7 @@ char *sx_api_strf(struct sx_api_req *r, const char *fmt, ...) SX_PRINTF(2, 3);
 int sx_api_traces_list(struct sx_api_req *r);
 int sx_api_trace_get(struct sx_api_req *r, const char *trace_id_hex);
 int sx_api_services_list(struct sx_api_req *r);
+/* GET .../logs (api_logs.c), same contract. */
+int sx_api_logs_list(struct sx_api_req *r);
 
 #endif

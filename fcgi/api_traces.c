@@ -331,7 +331,7 @@ int sx_api_trace_get(struct sx_api_req *r, const char *trace_id_hex)
     uint8_t id[16];
     char idparam[2 + 32 + 1] = "\\x";
     char proj[16], start_s[24], end_s[24], lim_s[24];
-    PGresult *tres = NULL, *sres = NULL;
+    PGresult *tres = NULL, *sres = NULL, *lres = NULL;
     struct sx_json w;
     int rc = SX_ERR;
 
@@ -393,6 +393,11 @@ int sx_api_trace_get(struct sx_api_req *r, const char *trace_id_hex)
         goto out;
     }
 
+    /* Logs of the trace wherever they lie in time (logs_trace index). */
+    lres = sx_api_exec(r, "SELECT count(*) FROM logs WHERE project_id = $1 AND trace_id = $2::bytea", 2, tparams,
+                       "SELECT logs count");
+    if (!lres) goto out;
+
     sx_buf_reset(r->out);
     sx_json_init(&w, r->out);
     sx_json_obj_open(&w);
@@ -414,6 +419,8 @@ int sx_api_trace_get(struct sx_api_req *r, const char *trace_id_hex)
     sx_json_strz(&w, col_str(tres, 0, 6));
     sx_json_key(&w, "hasRoot");
     sx_json_bool(&w, strcmp(PQgetvalue(tres, 0, 7), "t") == 0);
+    sx_json_key(&w, "logCount");
+    sx_json_int(&w, col_i64(lres, 0, 0));
     sx_json_key(&w, "spansTruncated");
     sx_json_bool(&w, truncated);
     sx_json_key(&w, "spans");
@@ -428,6 +435,7 @@ int sx_api_trace_get(struct sx_api_req *r, const char *trace_id_hex)
     r->status = 200;
     rc = SX_OK;
 out:
+    PQclear(lres);
     PQclear(sres);
     PQclear(tres);
     return rc;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* ---- URL decoding and query strings ------------------------------------------ */
 
@@ -574,4 +575,126 @@ int sx_api_waterfall(struct sx_arena *a, const struct sx_api_wf_span *spans, siz
         if (!visited[i]) wf_walk(i, child_off, children, visited, stack, sdepth, order, &emitted, depth);
     }
     return emitted == n ? SX_OK : SX_ERR;
+}
+
+/* ---- logs --------------------------------------------------------------------- */
+
+int sx_api_severity_parse(const char *s, int *number)
+{
+    static const struct {
+        const char *name;
+        int base;
+    } names[] = {{"TRACE", 1}, {"DEBUG", 5}, {"INFO", 9}, {"WARNING", 13}, {"WARN", 13}, {"ERROR", 17}, {"FATAL", 21}};
+    long long n;
+    if (!s || !*s) return SX_ERR;
+    if (s[0] >= '0' && s[0] <= '9') {
+        if (sx_api_parse_int(s, 1, 24, &n) != SX_OK) return SX_ERR;
+        *number = (int)n;
+        return SX_OK;
+    }
+    for (size_t i = 0; i < SX_ARRAY_LEN(names); i++) {
+        size_t len = strlen(names[i].name);
+        if (strncasecmp(s, names[i].name, len) != 0) continue;
+        if (s[len] == '\0') {
+            *number = names[i].base;
+            return SX_OK;
+        }
+        if (s[len] >= '2' && s[len] <= '4' && s[len + 1] == '\0') {
+            *number = names[i].base + (s[len] - '1');
+            return SX_OK;
+        }
+    }
+    return SX_ERR;
+}
+
+static int search_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
+
+int sx_api_search_check(const char *q, struct sx_api_search *out, char *err, size_t errlen)
+{
+    struct sx_api_search s = {0, 0, 0};
+    size_t len = q ? strlen(q) : 0;
+    const char *p = q, *end = q + len;
+
+    if (len == 0) {
+        snprintf(err, errlen, "invalid q: empty");
+        return SX_ERR;
+    }
+    if (len > SX_API_SEARCH_MAX_LEN) {
+        snprintf(err, errlen, "invalid q: longer than %d bytes", SX_API_SEARCH_MAX_LEN);
+        return SX_ERR;
+    }
+    if (!sx_api_utf8_valid(q, len)) {
+        snprintf(err, errlen, "invalid q: not valid UTF-8");
+        return SX_ERR;
+    }
+    while (p < end) {
+        int neg = 0;
+        if (search_space(*p)) {
+            p++;
+            continue;
+        }
+        if (*p == '-' && p + 1 < end && !search_space(p[1])) {
+            neg = 1;
+            p++;
+        }
+        const char *t0;
+        int phrase = *p == '"';
+        if (phrase) {
+            t0 = ++p;
+            while (p < end && *p != '"') p++;
+            const char *t1 = p;
+            if (p < end) p++; /* the closing quote */
+            while (t0 < t1 && search_space(*t0)) t0++;
+            if (t0 == t1) continue; /* "" holds nothing */
+        } else {
+            t0 = p;
+            while (p < end && !search_space(*p) && *p != '"') p++;
+            /* "or" between terms is an operator of websearch_to_tsquery */
+            if (!neg && p - t0 == 2 && strncasecmp(t0, "or", 2) == 0) continue;
+        }
+        if (s.words + s.phrases + s.excluded == SX_API_SEARCH_MAX_TERMS) {
+            snprintf(err, errlen, "invalid q: more than %d terms", SX_API_SEARCH_MAX_TERMS);
+            return SX_ERR;
+        }
+        if (neg) s.excluded++;
+        else if (phrase) s.phrases++;
+        else s.words++;
+    }
+    if (s.words + s.phrases == 0) {
+        snprintf(err, errlen, "invalid q: needs a word or \"phrase\" that is not excluded");
+        return SX_ERR;
+    }
+    if (out) *out = s;
+    return SX_OK;
+}
+
+/* Marker in the id bytes of a log cursor (bytes 6..14 zero, 15 this). */
+#define LOG_CURSOR_MARK 0x4c
+
+void sx_api_log_cursor_encode(int64_t time_ns, uint32_t block, uint16_t offset, char *out)
+{
+    uint8_t id[16];
+    memset(id, 0, sizeof(id));
+    id[0] = (uint8_t)(block >> 24);
+    id[1] = (uint8_t)(block >> 16);
+    id[2] = (uint8_t)(block >> 8);
+    id[3] = (uint8_t)block;
+    id[4] = (uint8_t)(offset >> 8);
+    id[5] = (uint8_t)offset;
+    id[15] = LOG_CURSOR_MARK;
+    sx_api_cursor_encode(time_ns, id, out);
+}
+
+int sx_api_log_cursor_decode(const char *s, int64_t *time_ns, uint32_t *block, uint16_t *offset)
+{
+    uint8_t id[16];
+    if (sx_api_cursor_decode(s, time_ns, id) != SX_OK || id[15] != LOG_CURSOR_MARK) return SX_ERR;
+    for (int i = 6; i < 15; i++)
+        if (id[i]) return SX_ERR;
+    *block = ((uint32_t)id[0] << 24) | ((uint32_t)id[1] << 16) | ((uint32_t)id[2] << 8) | id[3];
+    *offset = (uint16_t)(((unsigned)id[4] << 8) | id[5]);
+    return SX_OK;
 }

@@ -100,6 +100,44 @@ size_t sx_api_b64url_encode(const uint8_t *p, size_t n, char *out);
  * length, non-zero trailing bits, too long). */
 long sx_api_b64url_decode(const char *s, size_t slen, uint8_t *out, size_t outcap);
 
+/* ---- logs ------------------------------------------------------------------ */
+
+/* Parses a minimum severity: a name TRACE, DEBUG, INFO, WARN (or WARNING),
+ * ERROR, FATAL, optionally followed by 2-4 (case-insensitive), or a number
+ * 1..24, into the OTLP severity number (TRACE 1, DEBUG 5, INFO 9, WARN 13,
+ * ERROR 17, FATAL 21; "WARN2" 14). SX_ERR otherwise. */
+int sx_api_severity_parse(const char *s, int *number);
+
+/* Longest full-text query accepted (bytes) and most terms in it. */
+#define SX_API_SEARCH_MAX_LEN 512
+#define SX_API_SEARCH_MAX_TERMS 32
+
+/* What a full-text query holds, in web search syntax: words, "exact
+ * phrases" and -excluded words or phrases (the syntax PostgreSQL's
+ * websearch_to_tsquery reads; the API passes q to it as a parameter, never
+ * as SQL). */
+struct sx_api_search {
+    size_t words;     /* included words, outside phrases */
+    size_t phrases;   /* included "phrases" */
+    size_t excluded;  /* -word and -"phrase" */
+};
+
+/* Checks the logs' q parameter before it reaches websearch_to_tsquery: at
+ * most SX_API_SEARCH_MAX_LEN bytes of valid UTF-8, at most
+ * SX_API_SEARCH_MAX_TERMS terms, and at least one term that is not excluded
+ * (a query of exclusions only would have to read every row). A phrase left
+ * open ("abc) runs to the end, as websearch_to_tsquery reads it. Fills s
+ * when given. SX_ERR with a message in err. */
+int sx_api_search_check(const char *q, struct sx_api_search *s, char *err, size_t errlen);
+
+/* A log row's page position: its time and its tuple id (block, offset) in
+ * the day partition that holds it (a time names exactly one partition, and
+ * log rows are never updated, so the pair is unique and stable). Encoded as
+ * a cursor of sx_api_cursor_encode with a marker in the id bytes. */
+void sx_api_log_cursor_encode(int64_t time_ns, uint32_t block, uint16_t offset, char *out);
+/* SX_ERR for anything but a cursor made by sx_api_log_cursor_encode. */
+int sx_api_log_cursor_decode(const char *s, int64_t *time_ns, uint32_t *block, uint16_t *offset);
+
 /* ---- waterfall --------------------------------------------------------------- */
 
 struct sx_api_wf_span {

@@ -1,15 +1,19 @@
-/* persist.c: sextant-persist: reads the span stream (consumer group "persist") and writes PostgreSQL in batches.
+/* persist.c: sextant-persist: reads the span and log streams (group "persist") and writes PostgreSQL in batches.
  *
  * Design: the main thread reads stream entries (first this consumer's own
- * pending ones, from "0", then new ones with ">"), unpacks each entry's
- * protobuf and encodes its spans as COPY rows into a batch until
- * persist_batch_spans spans are buffered or the stream has nothing more right
- * now. Writer threads (persist_writer.c) write each batch in one transaction
- * (persist_db.c) and acknowledge its entries with one XACK only after
- * COMMIT. PostgreSQL failures roll back and retry the same entries with
- * back-off; Redis failures reconnect and let the unacknowledged entries be
- * delivered again (writes are idempotent). An entry that cannot be decoded
- * is copied to the dead letter stream with an "error" field and
+ * pending ones, from "0", stream by stream, then new ones of every stream
+ * with one XREADGROUP ">"), unpacks each entry's protobuf and encodes its
+ * spans or log records as COPY rows into that stream's batch until
+ * persist_batch_spans rows are buffered or the streams have nothing more
+ * right now. Both streams go through the same code: what differs (request
+ * type, row encoder, table, partition function) is looked up in the
+ * signal table (struct sx_persist_signal). Writer threads
+ * (persist_writer.c) write each batch in one transaction (persist_db.c)
+ * and acknowledge its entries with one XACK only after COMMIT. PostgreSQL
+ * failures roll back and retry the same entries with back-off; Redis
+ * failures reconnect and let the unacknowledged entries be delivered again
+ * (writes are idempotent). An entry that cannot be decoded is copied to its
+ * stream's dead letter stream (<stream>:dead) with an "error" field and
  * acknowledged. Entries of dead consumers are reclaimed with XAUTOCLAIM;
  * acknowledged entries are trimmed below the oldest entry any consumer group
  * still needs. */
@@ -18,6 +22,7 @@
 #include "cli.h"
 #include "config.h"
 #include "log.h"
+#include "logrow.h"
 #include "persist.h"
 #include "redis.h"
 #include "spanrow.h"
@@ -44,21 +49,37 @@
 #define WRITERS_DEFAULT 2
 
 typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest trace_req;
+typedef Opentelemetry__Proto__Collector__Logs__V1__ExportLogsServiceRequest logs_req;
+
+/* The main thread's reading state of one stream. */
+struct reader {
+    const struct sx_persist_signal *sig;
+    struct sx_persist_batch *cur; /* the batch being filled */
+    int history;               /* still re-reading our own pending entries */
+    char cursor[64];           /* history read position */
+};
 
 /* The main thread's state; one instance, owned by main. */
 struct persist {
     struct sx_config cfg;
     char consumer[96];
-    char stream[160], dead[176], last_write_key[160], written_key[160];
+    char last_write_key[160];
+    struct sx_persist_signal signals[SX_PERSIST_NKINDS]; /* by kind; read by the writers */
+    struct reader rd[SX_PERSIST_NKINDS];                  /* by kind */
     int nwriters;
     struct sx_persist_shared shared; /* with the writer threads */
     redisContext *rc;          /* NULL or dead (err set) while disconnected */
     struct sx_persist_db db;   /* partitions made ahead of time */
     struct sx_arena *arena;    /* one entry's unpacked request at a time */
-    struct sx_persist_batch *cur; /* the batch being filled */
-    int history;               /* still re-reading our own pending entries */
-    char cursor[64];           /* history read position */
     int64_t next_claim_ns, next_trim_ns, next_ahead_ns, next_stats_ns, next_prune_ns;
+};
+
+/* What differs between the streams; names are filled in by setup(). */
+static const struct sx_persist_signal signal_defs[SX_PERSIST_NKINDS] = {
+    [SX_PERSIST_SPANS] = {SX_PERSIST_SPANS, "spans", "COPY spans (" SX_SPANROW_COLUMNS ") FROM STDIN",
+                          "SELECT sextant_ensure_span_partition($1::bigint)", "", "", ""},
+    [SX_PERSIST_LOGS] = {SX_PERSIST_LOGS, "logs", "COPY logs (" SX_LOGROW_COLUMNS ") FROM STDIN",
+                         "SELECT sextant_ensure_log_partition($1::bigint)", "", "", ""},
 };
 
 static void on_signal(int sig)
@@ -74,21 +95,32 @@ static int redis_alive(const struct persist *P)
     return P->rc && !P->rc->err;
 }
 
-/* Connects when needed; after a (re)connect makes sure the group exists
+/* Starts over with this consumer's own pending entries of every stream. */
+static void rescan_history(struct persist *P)
+{
+    for (int k = 0; k < SX_PERSIST_NKINDS; k++) {
+        P->rd[k].history = 1;
+        snprintf(P->rd[k].cursor, sizeof(P->rd[k].cursor), "0");
+    }
+}
+
+/* Connects when needed; after a (re)connect makes sure the groups exist
  * and starts over with this consumer's own pending entries. */
 static int redis_ready(struct persist *P)
 {
     if (redis_alive(P)) return SX_OK;
     int timeout = (int)P->cfg.persist_block_ms + 10000; /* never shorter than the BLOCK */
     if (sx_redis_ensure(&P->rc, &P->cfg, 2000, timeout) != SX_OK) return SX_ERR;
-    if (sx_redis_group_create(P->rc, P->stream, SX_GROUP_PERSIST) != SX_OK) {
-        redisFree(P->rc);
-        P->rc = NULL;
-        return SX_ERR;
+    for (int k = 0; k < SX_PERSIST_NKINDS; k++) {
+        if (sx_redis_group_create(P->rc, P->signals[k].stream, SX_GROUP_PERSIST) != SX_OK) {
+            redisFree(P->rc);
+            P->rc = NULL;
+            return SX_ERR;
+        }
+        sx_info("connected to redis; group %s on %s, consumer %s", SX_GROUP_PERSIST, P->signals[k].stream,
+                P->consumer);
     }
-    P->history = 1;
-    snprintf(P->cursor, sizeof(P->cursor), "0");
-    sx_info("connected to redis; group %s on %s, consumer %s", SX_GROUP_PERSIST, P->stream, P->consumer);
+    rescan_history(P);
     return SX_OK;
 }
 
@@ -117,9 +149,10 @@ static const redisReply *entry_field(const redisReply *fields, const char *name)
     return NULL;
 }
 
-static int poison(struct persist *P, const char *id, size_t idlen, const redisReply *fields, const char *why)
+static int poison(struct persist *P, struct reader *rd, const char *id, size_t idlen, const redisReply *fields,
+                  const char *why)
 {
-    int rc = sx_persist_dead_letter(P->rc, &P->shared, id, idlen, fields, why);
+    int rc = sx_persist_dead_letter(P->rc, rd->sig, id, idlen, fields, why);
     if (rc == SX_OK) {
         pthread_mutex_lock(&P->shared.mu);
         P->shared.dead_letters++;
@@ -151,19 +184,77 @@ static void entry_hash(long long project, const redisReply *body, uint8_t out[SX
     memcpy(out, md, SX_PERSIST_HASH_LEN);
 }
 
-/* Hands the current batch to the writers and takes an empty one (waiting
- * while every writer is busy: back-pressure). */
-static void submit(struct persist *P)
+/* Hands a stream's current batch to the writers and takes an empty one
+ * (waiting while every writer is busy: back-pressure). */
+static void submit(struct persist *P, struct reader *rd)
 {
-    if (P->cur->nents == 0) return;
-    sx_persist_batch_submit(&P->shared, P->cur);
-    P->cur = sx_persist_batch_get(&P->shared);
+    if (rd->cur->nents == 0) return;
+    sx_persist_batch_submit(&P->shared, rd->cur);
+    rd->cur = sx_persist_batch_get(&P->shared, rd->sig);
 }
 
-/* Decodes one entry into the current batch, submitting it first when full.
+static void submit_all(struct persist *P)
+{
+    for (int k = 0; k < SX_PERSIST_NKINDS; k++) submit(P, &P->rd[k]);
+}
+
+static int batch_full(const struct persist *P, const struct reader *rd)
+{
+    return (long long)sx_persist_batch_rows(rd->cur) >= P->cfg.persist_batch_spans;
+}
+
+/* Parses a decimal field of an entry; dflt when absent or malformed. */
+static long long field_ll(const redisReply *f, long long lo, long long hi, long long dflt)
+{
+    char buf[24], *end;
+    if (!f || f->len == 0 || f->len >= sizeof(buf)) return dflt;
+    memcpy(buf, f->str, f->len);
+    buf[f->len] = '\0';
+    errno = 0;
+    long long v = strtoll(buf, &end, 10);
+    return errno || *end || v < lo || v > hi ? dflt : v;
+}
+
+/* Unpacks body as the stream's request type and appends its rows to b.
+ * SX_OK; SX_AGAIN when the rows do not fit b (b unchanged); SX_ERR when
+ * the body cannot be unpacked (why says so). Logs with neither time nor
+ * observed time take recv_ns, the entry's receive time. */
+static int encode_entry(struct persist *P, struct sx_persist_batch *b, const redisReply *body, long long project,
+                        int64_t recv_ns, char *why, size_t whylen)
+{
+    ProtobufCAllocator pa;
+    int rc;
+    sx_arena_reset(P->arena);
+    sx_arena_pb_allocator(P->arena, &pa);
+    if (b->sig->kind == SX_PERSIST_LOGS) {
+        logs_req *req = opentelemetry__proto__collector__logs__v1__export_logs_service_request__unpack(
+            &pa, body->len, (const uint8_t *)body->str);
+        if (!req) goto undecodable;
+        size_t skipped0 = b->logs.skipped;
+        rc = sx_logrow_encode(&b->logs, req, project, recv_ns, &b->copy);
+        if (rc == SX_OK && b->logs.skipped > skipped0)
+            sx_warn("%zu log records with times out of range skipped", b->logs.skipped - skipped0);
+    } else {
+        trace_req *req = opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(
+            &pa, body->len, (const uint8_t *)body->str);
+        if (!req) goto undecodable;
+        size_t skipped0 = b->enc.skipped;
+        rc = sx_spanrow_encode(&b->enc, req, project, &b->copy);
+        if (rc == SX_OK && b->enc.skipped > skipped0)
+            sx_warn("%zu spans with invalid ids or times skipped", b->enc.skipped - skipped0);
+    }
+    return rc == SX_OK ? SX_OK : SX_AGAIN;
+
+undecodable:
+    snprintf(why, whylen, "%s", sx_arena_failed(P->arena) ? "request too large to unpack"
+                                                          : "protobuf unpack of field 'b' failed");
+    return SX_ERR;
+}
+
+/* Decodes one entry into its stream's batch, submitting it first when full.
  * Undecodable entries go to the dead letter stream. SX_ERR on a Redis
  * failure (the caller ends the cycle). */
-static int take_entry(struct persist *P, const redisReply *item)
+static int take_entry(struct persist *P, struct reader *rd, const redisReply *item)
 {
     char why[160];
     if (item->type != REDIS_REPLY_ARRAY || item->elements != 2 || item->element[0]->type != REDIS_REPLY_STRING)
@@ -172,83 +263,74 @@ static int take_entry(struct persist *P, const redisReply *item)
     size_t idlen = item->element[0]->len;
     const redisReply *fields = item->element[1];
 
-    if ((long long)P->cur->enc.rows >= P->cfg.persist_batch_spans) submit(P);
+    if (batch_full(P, rd)) submit(P, rd);
     if (fields->type == REDIS_REPLY_NIL) {
         /* Deleted while pending (trimmed by hand): only acknowledge it. */
-        sx_persist_batch_add(P->cur, id, idlen, NULL, P->cur->copy.len, P->cur->enc.nmeta);
+        sx_persist_batch_add(rd->cur, id, idlen, NULL, rd->cur->copy.len, sx_persist_batch_rows(rd->cur));
         return SX_OK;
     }
     if (fields->type != REDIS_REPLY_ARRAY || fields->elements % 2)
-        return poison(P, id, idlen, fields->type == REDIS_REPLY_ARRAY ? fields : NULL, "malformed entry");
-    const redisReply *p = entry_field(fields, SX_FIELD_PROJECT);
+        return poison(P, rd, id, idlen, fields->type == REDIS_REPLY_ARRAY ? fields : NULL, "malformed entry");
+    long long project = field_ll(entry_field(fields, SX_FIELD_PROJECT), 1, INT32_MAX, 0);
     const redisReply *b = entry_field(fields, SX_FIELD_BODY);
-    char pbuf[24];
-    long long project = 0;
-    if (p && p->len > 0 && p->len < sizeof(pbuf)) {
-        char *end;
-        memcpy(pbuf, p->str, p->len);
-        pbuf[p->len] = '\0';
-        errno = 0;
-        project = strtoll(pbuf, &end, 10);
-        if (errno || *end || project <= 0 || project > INT32_MAX) project = 0;
-    }
-    if (!project) return poison(P, id, idlen, fields, "missing or invalid project id field 'p'");
-    if (!b) return poison(P, id, idlen, fields, "missing body field 'b'");
+    if (!project) return poison(P, rd, id, idlen, fields, "missing or invalid project id field 'p'");
+    if (!b) return poison(P, rd, id, idlen, fields, "missing body field 'b'");
+    int64_t recv_ns = field_ll(entry_field(fields, SX_FIELD_TIME), 1, INT64_MAX, 0);
+    if (!recv_ns) recv_ns = sx_now_ns(); /* ingest always sets t; this only keeps old entries usable */
 
-    ProtobufCAllocator pa;
-    sx_arena_reset(P->arena);
-    sx_arena_pb_allocator(P->arena, &pa);
-    trace_req *req = opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(
-        &pa, b->len, (const uint8_t *)b->str);
-    if (!req) {
-        snprintf(why, sizeof(why), "%s", sx_arena_failed(P->arena) ? "request too large to unpack"
-                                                                  : "protobuf unpack of field 'b' failed");
-        return poison(P, id, idlen, fields, why);
+    struct sx_persist_batch *B = rd->cur;
+    size_t rows0 = sx_persist_batch_rows(B), off = B->copy.len;
+    int rc = encode_entry(P, B, b, project, recv_ns, why, sizeof(why));
+    if (rc == SX_AGAIN && B->nents > 0) {
+        /* The rows did not fit after the others: alone in a new batch. */
+        submit(P, rd);
+        B = rd->cur;
+        rows0 = sx_persist_batch_rows(B);
+        off = B->copy.len;
+        rc = encode_entry(P, B, b, project, recv_ns, why, sizeof(why));
     }
-    struct sx_persist_batch *B = P->cur;
-    size_t meta0 = B->enc.nmeta, skipped0 = B->enc.skipped, off = B->copy.len;
-    if (sx_spanrow_encode(&B->enc, req, project, &B->copy) != SX_OK) {
-        int retry = B->nents > 0;
-        if (retry) {
-            submit(P);
-            B = P->cur;
-            meta0 = B->enc.nmeta;
-            skipped0 = B->enc.skipped;
-            off = B->copy.len;
-        }
-        if (!retry || sx_spanrow_encode(&B->enc, req, project, &B->copy) != SX_OK)
-            return poison(P, id, idlen, fields, "rows do not fit the COPY buffer");
-    }
-    if (B->enc.skipped > skipped0)
-        sx_warn("entry %.*s: %zu spans with invalid ids or times skipped", (int)idlen, id, B->enc.skipped - skipped0);
+    if (rc == SX_AGAIN) snprintf(why, sizeof(why), "rows do not fit the COPY buffer");
+    if (rc != SX_OK) return poison(P, rd, id, idlen, fields, why);
     uint8_t hash[SX_PERSIST_HASH_LEN];
     entry_hash(project, b, hash);
-    sx_persist_batch_add(B, id, idlen, hash, off, meta0);
+    sx_persist_batch_add(B, id, idlen, hash, off, rows0);
     return SX_OK;
 }
 
-/* Takes every entry of an entries array (XREADGROUP / XAUTOCLAIM shape). */
-static int take_entries(struct persist *P, const redisReply *arr, size_t *taken)
+/* Takes every entry of an entries array (XREADGROUP / XAUTOCLAIM shape)
+ * into rd's batch. */
+static int take_entries(struct persist *P, struct reader *rd, const redisReply *arr, size_t *taken)
 {
     *taken = 0;
     if (arr->type != REDIS_REPLY_ARRAY) return SX_OK;
     for (size_t i = 0; i < arr->elements; i++) {
-        if (take_entry(P, arr->element[i]) != SX_OK) return SX_ERR;
+        if (take_entry(P, rd, arr->element[i]) != SX_OK) return SX_ERR;
         (*taken)++;
     }
     return SX_OK;
 }
 
-/* One XREADGROUP; returns the reply (caller frees) with *arr set to its
- * entries array, or NULL with *arr NULL when nothing came; *failed is set
- * on a Redis failure. */
-static redisReply *read_group(struct persist *P, const char *from, int block, const redisReply **arr, int *failed)
+/* The reader of the stream named by a reply string, or NULL. */
+static struct reader *reader_of(struct persist *P, const redisReply *name)
+{
+    for (int k = 0; k < SX_PERSIST_NKINDS; k++) {
+        const char *s = P->rd[k].sig->stream;
+        if (name->type == REDIS_REPLY_STRING && strlen(s) == name->len && memcmp(s, name->str, name->len) == 0)
+            return &P->rd[k];
+    }
+    return NULL;
+}
+
+/* One XREADGROUP over the n streams of rds, each from ids[i]; returns the
+ * reply (caller frees: an array of [stream, entries] pairs), or NULL when
+ * nothing came; *failed is set on a Redis failure. */
+static redisReply *read_group(struct persist *P, struct reader *const *rds, const char *const *ids, int n, int block,
+                              int *failed)
 {
     char count[16], blockms[24];
-    const char *argv[12];
-    size_t argl[12];
+    const char *argv[10 + 2 * SX_PERSIST_NKINDS];
+    size_t argl[10 + 2 * SX_PERSIST_NKINDS];
     int argc = 0;
-    *arr = NULL;
     *failed = 0;
     snprintf(count, sizeof(count), "%d", READ_COUNT);
     snprintf(blockms, sizeof(blockms), "%lld", P->cfg.persist_block_ms);
@@ -263,8 +345,8 @@ static redisReply *read_group(struct persist *P, const char *from, int block, co
         argv[argc++] = blockms;
     }
     argv[argc++] = "STREAMS";
-    argv[argc++] = P->stream;
-    argv[argc++] = from;
+    for (int i = 0; i < n; i++) argv[argc++] = rds[i]->sig->stream;
+    for (int i = 0; i < n; i++) argv[argc++] = ids[i];
     for (int i = 0; i < argc; i++) argl[i] = strlen(argv[i]);
 
     redisReply *r = redisCommandArgv(P->rc, argc, argv, argl);
@@ -278,69 +360,113 @@ static redisReply *read_group(struct persist *P, const char *from, int block, co
         return NULL;
     }
     if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOGROUP", 7) == 0) {
-        /* The stream or group was deleted: create it again. */
+        /* A stream or the group was deleted: create them again. */
         redis_failed(P, "XREADGROUP", r);
         freeReplyObject(r);
-        sx_redis_group_create(P->rc, P->stream, SX_GROUP_PERSIST);
+        for (int i = 0; i < n; i++) sx_redis_group_create(P->rc, rds[i]->sig->stream, SX_GROUP_PERSIST);
         return NULL;
     }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 || r->element[0]->type != REDIS_REPLY_ARRAY ||
-        r->element[0]->elements != 2 || r->element[0]->element[1]->type != REDIS_REPLY_ARRAY) {
+    int ok = r->type == REDIS_REPLY_ARRAY;
+    for (size_t i = 0; ok && i < r->elements; i++) {
+        const redisReply *e = r->element[i];
+        ok = e->type == REDIS_REPLY_ARRAY && e->elements == 2 && reader_of(P, e->element[0]) &&
+             e->element[1]->type == REDIS_REPLY_ARRAY;
+    }
+    if (!ok) {
         redis_failed(P, "XREADGROUP", r);
         freeReplyObject(r);
         *failed = 1;
         return NULL;
     }
-    *arr = r->element[0]->element[1];
     return r;
 }
 
-/* Reads and decodes until the batch is full or the stream has no more
- * entries right now, then hands the batch to the writers. */
-static void read_cycle(struct persist *P)
+/* Takes the entries of an XREADGROUP reply into their streams' batches;
+ * for a history read also moves the streams' cursors past them. *most gets
+ * the most entries one stream returned. SX_ERR on a Redis failure. */
+static int take_reply(struct persist *P, const redisReply *r, int history, size_t *most)
 {
-    int first = 1;
-    while (!sx_persist_stop) {
-        const redisReply *arr;
+    *most = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        struct reader *rd = reader_of(P, r->element[i]->element[0]);
+        const redisReply *arr = r->element[i]->element[1];
         size_t taken = 0;
-        int failed, history = P->history;
-        int block = !history && first && P->cur->nents == 0;
-        redisReply *r = read_group(P, history ? P->cursor : ">", block, &arr, &failed);
-        first = 0;
-        if (failed) break;
-        if (!arr || arr->elements == 0) {
-            if (r) freeReplyObject(r);
-            if (history) {
-                P->history = 0;
-                sx_info("own pending entries done; reading new entries");
-                continue;
-            }
-            break;
-        }
-        if (history) {
+        if (arr->elements > *most) *most = arr->elements;
+        if (history && arr->elements) {
             const redisReply *last = arr->element[arr->elements - 1];
             if (last->type == REDIS_REPLY_ARRAY && last->elements >= 1 && last->element[0]->type == REDIS_REPLY_STRING)
-                snprintf(P->cursor, sizeof(P->cursor), "%.*s", (int)last->element[0]->len, last->element[0]->str);
+                snprintf(rd->cursor, sizeof(rd->cursor), "%.*s", (int)last->element[0]->len, last->element[0]->str);
         }
-        int rc = take_entries(P, arr, &taken);
-        size_t got = arr->elements;
-        freeReplyObject(r);
-        if (rc != SX_OK) break;
-        if ((long long)P->cur->enc.rows >= P->cfg.persist_batch_spans) break;
-        if (!history && got < READ_COUNT) break; /* drained for now */
+        if (take_entries(P, rd, arr, &taken) != SX_OK) return SX_ERR;
     }
-    submit(P);
+    return SX_OK;
 }
 
-/* Reclaims entries idle longer than persist_claim_idle_ms from any consumer
- * of the group (a crashed instance) and processes them. */
-static void claim_cycle(struct persist *P)
+static int any_full(const struct persist *P)
+{
+    for (int k = 0; k < SX_PERSIST_NKINDS; k++)
+        if (batch_full(P, &P->rd[k])) return 1;
+    return 0;
+}
+
+/* Reads and decodes until a batch is full or the streams have no more
+ * entries right now, then hands the batches to the writers: first this
+ * consumer's own pending entries, stream by stream, then new entries of
+ * every stream with one XREADGROUP (which blocks only when nothing is
+ * buffered, so one quiet stream never delays another). */
+static void read_cycle(struct persist *P)
+{
+    int failed, first = 1;
+    size_t most;
+    for (int k = 0; k < SX_PERSIST_NKINDS && !sx_persist_stop; k++) {
+        struct reader *rd = &P->rd[k];
+        while (rd->history && !sx_persist_stop) {
+            const char *from = rd->cursor;
+            redisReply *r = read_group(P, &rd, &from, 1, 0, &failed);
+            if (failed) goto out;
+            int rc = r ? take_reply(P, r, 1, &most) : SX_OK;
+            if (!r) most = 0;
+            if (r) freeReplyObject(r);
+            if (rc != SX_OK) goto out;
+            if (most == 0) {
+                rd->history = 0;
+                sx_info("own pending %s entries done; reading new entries", rd->sig->name);
+            }
+            if (any_full(P)) goto out;
+        }
+    }
+    while (!sx_persist_stop) {
+        struct reader *rds[SX_PERSIST_NKINDS];
+        const char *ids[SX_PERSIST_NKINDS];
+        int n = 0, empty = 1;
+        for (int k = 0; k < SX_PERSIST_NKINDS; k++) {
+            if (P->rd[k].cur->nents) empty = 0;
+            if (P->rd[k].history) continue; /* its turn comes in the next cycle */
+            rds[n] = &P->rd[k];
+            ids[n++] = ">";
+        }
+        if (n == 0) break;
+        redisReply *r = read_group(P, rds, ids, n, first && empty, &failed);
+        first = 0;
+        if (failed || !r) break;
+        int rc = take_reply(P, r, 0, &most);
+        freeReplyObject(r);
+        if (rc != SX_OK || any_full(P)) break;
+        if (most < READ_COUNT) break; /* drained for now */
+    }
+out:
+    submit_all(P);
+}
+
+/* Reclaims entries of rd's stream idle longer than persist_claim_idle_ms
+ * from any consumer of the group (a crashed instance) and processes them. */
+static void claim_cycle(struct persist *P, struct reader *rd)
 {
     char cursor[64] = "0-0", idle[24];
     long long claimed = 0;
     snprintf(idle, sizeof(idle), "%lld", P->cfg.persist_claim_idle_ms);
     do {
-        redisReply *r = redisCommand(P->rc, "XAUTOCLAIM %s %s %s %s %s COUNT %d", P->stream, SX_GROUP_PERSIST,
+        redisReply *r = redisCommand(P->rc, "XAUTOCLAIM %s %s %s %s %s COUNT %d", rd->sig->stream, SX_GROUP_PERSIST,
                                      P->consumer, idle, cursor, READ_COUNT);
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->element[0]->type != REDIS_REPLY_STRING) {
             redis_failed(P, "XAUTOCLAIM", r);
@@ -349,13 +475,13 @@ static void claim_cycle(struct persist *P)
         }
         snprintf(cursor, sizeof(cursor), "%.*s", (int)r->element[0]->len, r->element[0]->str);
         size_t taken = 0;
-        int rc = take_entries(P, r->element[1], &taken);
+        int rc = take_entries(P, rd, r->element[1], &taken);
         claimed += (long long)taken;
         freeReplyObject(r);
         if (rc != SX_OK) break;
     } while (strcmp(cursor, "0-0") != 0 && !sx_persist_stop);
-    if (claimed) sx_info("reclaimed %lld idle pending entries", claimed);
-    submit(P);
+    if (claimed) sx_info("reclaimed %lld idle pending %s entries", claimed, rd->sig->name);
+    submit(P, rd);
 }
 
 /* ---- trimming ------------------------------------------------------------- */
@@ -390,10 +516,10 @@ static int sid_less(struct sid a, struct sid b)
 }
 
 /* The smallest pending id of group, or SX_ERR when it has none/failed. */
-static int group_min_pending(struct persist *P, const char *group, size_t glen, struct sid *out)
+static int group_min_pending(struct persist *P, const char *stream, const char *group, size_t glen, struct sid *out)
 {
     int rc = SX_ERR;
-    redisReply *r = redisCommand(P->rc, "XPENDING %s %b", P->stream, group, glen);
+    redisReply *r = redisCommand(P->rc, "XPENDING %s %b", stream, group, glen);
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2) {
         redis_failed(P, "XPENDING", r);
         goto cleanup;
@@ -408,11 +534,11 @@ cleanup:
 /* XTRIM MINID below the oldest entry that any consumer group still needs:
  * its smallest pending id, or (nothing pending) the id just after its last
  * delivered one. Entries no group has read yet are never trimmed. */
-static void trim(struct persist *P)
+static void trim(struct persist *P, const char *stream)
 {
     struct sid min = {UINT64_MAX, UINT64_MAX};
     int groups = 0, ok = 1;
-    redisReply *r = redisCommand(P->rc, "XINFO GROUPS %s", P->stream);
+    redisReply *r = redisCommand(P->rc, "XINFO GROUPS %s", stream);
     if (!r || r->type != REDIS_REPLY_ARRAY) {
         redis_failed(P, "XINFO GROUPS", r);
         goto cleanup;
@@ -438,7 +564,7 @@ static void trim(struct persist *P)
             break;
         }
         if (pending > 0) {
-            if (group_min_pending(P, name->str, name->len, &need) != SX_OK) {
+            if (group_min_pending(P, stream, name->str, name->len, &need) != SX_OK) {
                 ok = 0;
                 break;
             }
@@ -455,11 +581,11 @@ static void trim(struct persist *P)
     freeReplyObject(r);
     char minid[48];
     snprintf(minid, sizeof(minid), "%" PRIu64 "-%" PRIu64, min.ms, min.seq);
-    r = redisCommand(P->rc, "XTRIM %s MINID %s", P->stream, minid);
+    r = redisCommand(P->rc, "XTRIM %s MINID %s", stream, minid);
     if (!r || r->type != REDIS_REPLY_INTEGER)
         redis_failed(P, "XTRIM", r);
     else if (r->integer > 0)
-        sx_debug("trimmed %lld entries below %s", r->integer, minid);
+        sx_debug("trimmed %lld entries of %s below %s", r->integer, stream, minid);
 
 cleanup:
     if (r) freeReplyObject(r);
@@ -475,7 +601,9 @@ static int ensure_ahead(struct persist *P)
     for (long long d = 0; d <= P->cfg.partition_days_ahead && n < SX_ARRAY_LEN(days); d++)
         days[n++] = today + d * SX_DAY_NS;
     if (sx_persist_db_ready(&P->db) != SX_OK) return SX_ERR;
-    return sx_persist_db_ensure_days(&P->db, days, n);
+    for (int k = 0; k < SX_PERSIST_NKINDS; k++)
+        if (sx_persist_db_ensure_days(&P->db, &P->signals[k], days, n) != SX_OK) return SX_ERR;
+    return SX_OK;
 }
 
 /* ---- main ----------------------------------------------------------------- */
@@ -485,8 +613,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: sextant-persist [--config FILE] [--set name=value]... [--instance NAME] [--help]\n"
             "\n"
-            "Reads the span stream (consumer group \"persist\") and writes spans and trace summaries\n"
-            "to PostgreSQL in batches.\n"
+            "Reads the span and log streams (consumer group \"persist\") and writes spans, trace\n"
+            "summaries and log records to PostgreSQL in batches.\n"
             "  --config FILE     settings file (default: $SEXTANT_CONFIG, else $SEXTANT_HOME/sextant.conf,\n"
             "                    else ./var/sextant.conf; a missing default file is fine)\n"
             "  --set name=value  override one setting (may repeat; applied after the file)\n"
@@ -522,10 +650,18 @@ static int setup(struct persist *P, int argc, char **argv)
     }
     sx_cli_log_init(&cli, &P->cfg);
     snprintf(P->consumer, sizeof(P->consumer), "persist-%s", instance);
-    sx_redis_key(P->stream, sizeof(P->stream), &P->cfg, SX_STREAM_SPANS);
-    snprintf(P->dead, sizeof(P->dead), "%s:dead", P->stream);
+    for (int k = 0; k < SX_PERSIST_NKINDS; k++) {
+        struct sx_persist_signal *sig = &P->signals[k];
+        char written[64];
+        *sig = signal_defs[k];
+        const char *suffix = k == SX_PERSIST_LOGS ? SX_STREAM_LOGS : SX_STREAM_SPANS;
+        sx_redis_key(sig->stream, sizeof(sig->stream), &P->cfg, suffix);
+        snprintf(sig->dead, sizeof(sig->dead), "%s:dead", sig->stream);
+        snprintf(written, sizeof(written), "persist:%s_written", sig->name);
+        sx_redis_key(sig->written_key, sizeof(sig->written_key), &P->cfg, written);
+        P->rd[k].sig = sig;
+    }
     sx_redis_key(P->last_write_key, sizeof(P->last_write_key), &P->cfg, "persist:last_write");
-    sx_redis_key(P->written_key, sizeof(P->written_key), &P->cfg, "persist:spans_written");
     return -1;
 }
 
@@ -547,19 +683,15 @@ static void periodic(struct persist *P)
 {
     struct sx_persist_shared *S = &P->shared;
     int64_t now = sx_mono_ns();
-    int acked, rescan;
-    long long spans, batches, dead;
+    int acked[SX_PERSIST_NKINDS], any_acked = 0, rescan;
+    long long rows[SX_PERSIST_NKINDS], batches, dead;
 
     pthread_mutex_lock(&S->mu);
-    acked = S->acked;
+    for (int k = 0; k < SX_PERSIST_NKINDS; k++) any_acked |= acked[k] = S->acked[k];
     rescan = S->rescan;
     S->rescan = 0;
     pthread_mutex_unlock(&S->mu);
-    if (rescan) {
-        /* A writer could not acknowledge: read our pending entries again. */
-        P->history = 1;
-        snprintf(P->cursor, sizeof(P->cursor), "0");
-    }
+    if (rescan) rescan_history(P); /* a writer could not acknowledge: read our pending entries again */
     if (now >= P->next_ahead_ns) {
         if (ensure_ahead(P) == SX_OK) P->next_ahead_ns = now + AHEAD_EVERY_NS;
         else P->next_ahead_ns = now + 60LL * 1000000000LL;
@@ -570,25 +702,31 @@ static void periodic(struct persist *P)
         P->next_prune_ns = now + (ok ? PRUNE_EVERY_NS : 60LL * 1000000000LL);
     }
     if (now >= P->next_claim_ns && redis_alive(P)) {
-        claim_cycle(P);
+        for (int k = 0; k < SX_PERSIST_NKINDS; k++) claim_cycle(P, &P->rd[k]);
         P->next_claim_ns = now + P->cfg.persist_claim_idle_ms / 2 * 1000000LL;
     }
-    if (acked && now >= P->next_trim_ns && redis_alive(P)) {
+    if (any_acked && now >= P->next_trim_ns && redis_alive(P)) {
         pthread_mutex_lock(&S->mu);
-        S->acked = 0;
+        for (int k = 0; k < SX_PERSIST_NKINDS; k++)
+            if (acked[k]) S->acked[k] = 0;
         pthread_mutex_unlock(&S->mu);
-        trim(P);
+        for (int k = 0; k < SX_PERSIST_NKINDS; k++)
+            if (acked[k]) trim(P, P->signals[k].stream);
         P->next_trim_ns = now + TRIM_EVERY_NS;
     }
     if (now >= P->next_stats_ns) {
         pthread_mutex_lock(&S->mu);
-        spans = S->spans;
+        for (int k = 0; k < SX_PERSIST_NKINDS; k++) {
+            rows[k] = S->rows[k];
+            S->rows[k] = 0;
+        }
         batches = S->batches;
         dead = S->dead_letters;
-        S->spans = S->batches = S->dead_letters = 0;
+        S->batches = S->dead_letters = 0;
         pthread_mutex_unlock(&S->mu);
         if (batches || dead)
-            sx_info("wrote %lld new spans in %lld batches; %lld entries dead-lettered", spans, batches, dead);
+            sx_info("wrote %lld new spans and %lld new log records in %lld batches; %lld entries dead-lettered",
+                    rows[SX_PERSIST_SPANS], rows[SX_PERSIST_LOGS], batches, dead);
         P->next_stats_ns = now + STATS_EVERY_NS;
     }
 }
@@ -610,12 +748,9 @@ int main(int argc, char **argv)
     sx_persist_db_init(&P.db, P.cfg.pg_conninfo);
     P.arena = sx_arena_create(ARENA_CHUNK, ARENA_MAX);
     P.shared.cfg = &P.cfg;
-    P.shared.stream = P.stream;
-    P.shared.dead = P.dead;
     P.shared.last_write_key = P.last_write_key;
-    P.shared.written_key = P.written_key;
     sx_persist_writers_start(&P.shared, P.nwriters);
-    P.cur = sx_persist_batch_get(&P.shared);
+    for (int k = 0; k < SX_PERSIST_NKINDS; k++) P.rd[k].cur = sx_persist_batch_get(&P.shared, P.rd[k].sig);
 
     rc = 0;
     if (connect_all(&P) != SX_OK) goto cleanup;
@@ -625,7 +760,7 @@ int main(int argc, char **argv)
     P.next_stats_ns = now + STATS_EVERY_NS;
     P.next_prune_ns = now + 60LL * 1000000000LL; /* first prune a minute after start */
     sd_notify(0, "READY=1");
-    sx_info("ready: batch %lld spans, %d writers, block %lld ms, claim idle %lld ms", P.cfg.persist_batch_spans,
+    sx_info("ready: batch %lld rows, %d writers, block %lld ms, claim idle %lld ms", P.cfg.persist_batch_spans,
             P.nwriters, P.cfg.persist_block_ms, P.cfg.persist_claim_idle_ms);
 
     int backoff = BACKOFF_MIN_MS;
@@ -643,9 +778,11 @@ int main(int argc, char **argv)
     sx_info("stopping: finishing queued batches");
 
 cleanup:
-    /* The batch being filled is written too ("finish the current batch"). */
-    sx_persist_batch_submit(&P.shared, P.cur);
-    P.cur = NULL;
+    /* The batches being filled are written too ("finish the current batch"). */
+    for (int k = 0; k < SX_PERSIST_NKINDS; k++) {
+        sx_persist_batch_submit(&P.shared, P.rd[k].cur);
+        P.rd[k].cur = NULL;
+    }
     sx_persist_writers_stop(&P.shared);
     if (P.rc) redisFree(P.rc);
     sx_persist_db_term(&P.db);

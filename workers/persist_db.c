@@ -1,10 +1,13 @@
 /* persist_db.c: sextant-persist's PostgreSQL writer: partitions, the entry ledger, COPY and the trace upsert.
  *
+ * Every signal (spans, logs) goes through the same write: ledger, then COPY
+ * into the signal's table; spans then also fold their trace summaries.
+ *
  * Design: every batch is one transaction. It first inserts one
  * persist_ledger row per stream entry (keyed by a hash of the entry's
  * project and body, sql/002_persist_ledger.sql) with ON CONFLICT DO NOTHING
  * RETURNING: the keys it returns are the entries not applied before. Only
- * their rows are COPYed, straight into spans (no staging table, no unique
+ * their rows are COPYed, straight into the table (no staging table, no unique
  * index: the ledger is the idempotency check). Their trace summaries are
  * aggregated here from the metas the encoder recorded (min start, max end,
  * span and error counts, services, the root candidate), COPYed into a small
@@ -41,8 +44,6 @@ static const char ledger_sql[] =
     "INSERT INTO persist_ledger (stream, entry_hash, entry_id) "
     "SELECT $1, decode(u.h, 'hex'), u.i FROM unnest($2::text[], $3::text[]) AS u(h, i) ORDER BY u.h "
     "ON CONFLICT DO NOTHING RETURNING encode(entry_hash, 'hex')";
-
-static const char copy_sql[] = "COPY spans (" SX_SPANROW_COLUMNS ") FROM STDIN";
 
 /* A trace's root is its earliest span without a parent; until one arrives the
  * earliest span stands in (has_root false). Incoming root fields replace the
@@ -171,19 +172,22 @@ void sx_persist_db_forget_days(struct sx_persist_db *db)
     db->ndays = 0;
 }
 
-int sx_persist_db_ensure_days(struct sx_persist_db *db, const int64_t *days, size_t n)
+int sx_persist_db_ensure_days(struct sx_persist_db *db, const struct sx_persist_signal *sig, const int64_t *days,
+                              size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        if (day_known(db, days[i])) continue;
+        /* Day starts are multiples of a day in ns: adding the kind keeps
+         * the cache entries of different tables apart. */
+        int64_t key = days[i] + (int64_t)sig->kind;
+        if (day_known(db, key)) continue;
         char ts[24];
         const char *params[1] = {ts};
         snprintf(ts, sizeof(ts), "%lld", (long long)days[i]);
-        PGresult *res = sx_pg_query(db->conn, "SELECT sextant_ensure_span_partition($1::bigint)", 1, params,
-                                    "sextant_ensure_span_partition");
+        PGresult *res = sx_pg_query(db->conn, sig->partition_sql, 1, params, sig->partition_sql);
         if (!res) return SX_ERR;
         if (PQntuples(res) == 1) sx_debug("partition %s ready", PQgetvalue(res, 0, 0));
         PQclear(res);
-        day_remember(db, days[i]);
+        day_remember(db, key);
     }
     return SX_OK;
 }
@@ -502,9 +506,10 @@ static int traces_text(struct sx_persist_db *db, const struct sx_persist_batch *
     return ok ? SX_OK : SX_ERR;
 }
 
-int sx_persist_db_write(struct sx_persist_db *db, const char *stream, const struct sx_persist_batch *b,
-                        const size_t *ents, size_t n, long long *inserted, char *err, size_t errlen)
+int sx_persist_db_write(struct sx_persist_db *db, const struct sx_persist_batch *b, const size_t *ents, size_t n,
+                        long long *inserted, char *err, size_t errlen)
 {
+    const struct sx_persist_signal *sig = b->sig;
     PGresult *res = NULL;
     int rc = SX_ERR;
     size_t nfresh = 0, ntraces = 0;
@@ -520,15 +525,15 @@ int sx_persist_db_write(struct sx_persist_db *db, const char *stream, const stru
     PQclear(res);
     res = NULL;
 
-    if ((rc = ledger_insert(db, stream, b, ents, n, &nfresh, err, errlen)) != SX_OK) goto cleanup;
+    if ((rc = ledger_insert(db, sig->stream, b, ents, n, &nfresh, err, errlen)) != SX_OK) goto cleanup;
     t1 = sx_mono_ns();
     if (nfresh) {
         for (size_t i = 0; i < b->nents; i++)
             if (db->fresh[i]) rows += (long long)b->ents[i].rows;
-        if ((rc = copy_in(db, copy_sql, "COPY spans", b, NULL, err, errlen)) != SX_OK) goto cleanup;
+        if ((rc = copy_in(db, sig->copy_sql, sig->copy_sql, b, NULL, err, errlen)) != SX_OK) goto cleanup;
     }
     t2 = sx_mono_ns();
-    if (nfresh) {
+    if (nfresh && sig->kind == SX_PERSIST_SPANS) {
         if (traces_text(db, b, &ntraces) != SX_OK) {
             rc = oom(err, errlen, "trace summaries");
             goto cleanup;
@@ -551,10 +556,10 @@ int sx_persist_db_write(struct sx_persist_db *db, const char *stream, const stru
     }
     PQclear(res);
     *inserted = rows;
-    sx_debug("batch: %zu of %zu entries new, %lld spans, %zu traces; ledger %.1f ms, copy %.1f ms, traces %.1f ms, "
+    sx_debug("batch: %zu of %zu %s entries new, %lld rows, %zu traces; ledger %.1f ms, copy %.1f ms, traces %.1f ms, "
              "commit %.1f ms",
-             nfresh, n, rows, ntraces, (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6, (double)(t3 - t2) / 1e6,
-             (double)(sx_mono_ns() - t3) / 1e6);
+             nfresh, n, sig->name, rows, ntraces, (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6,
+             (double)(t3 - t2) / 1e6, (double)(sx_mono_ns() - t3) / 1e6);
     return SX_OK;
 
 cleanup:

@@ -51,8 +51,19 @@ static void batch_reset(struct sx_persist_batch *b)
     sx_buf_reset(&b->copy);
     sx_buf_reset(&b->ids);
     sx_spanrow_reset(&b->enc);
+    sx_logrow_reset(&b->logs);
     b->nents = 0;
     b->next = NULL;
+}
+
+size_t sx_persist_batch_rows(const struct sx_persist_batch *b)
+{
+    return b->sig->kind == SX_PERSIST_LOGS ? b->logs.rows : b->enc.rows;
+}
+
+const int64_t *sx_persist_batch_days(struct sx_persist_batch *b, size_t *n)
+{
+    return b->sig->kind == SX_PERSIST_LOGS ? sx_logrow_days(&b->logs, n) : sx_spanrow_days(&b->enc, n);
 }
 
 void sx_persist_batch_add(struct sx_persist_batch *b, const char *id, size_t idlen,
@@ -74,7 +85,7 @@ void sx_persist_batch_add(struct sx_persist_batch *b, const char *id, size_t idl
     e->off = off;
     e->len = b->copy.len - off;
     e->meta0 = meta0;
-    e->rows = b->enc.nmeta - meta0;
+    e->rows = sx_persist_batch_rows(b) - meta0;
     if (hash) memcpy(e->hash, hash, SX_PERSIST_HASH_LEN);
     else memset(e->hash, 0, SX_PERSIST_HASH_LEN);
     if (sx_buf_append(&b->ids, id, idlen) != SX_OK) {
@@ -83,13 +94,14 @@ void sx_persist_batch_add(struct sx_persist_batch *b, const char *id, size_t idl
     }
 }
 
-struct sx_persist_batch *sx_persist_batch_get(struct sx_persist_shared *S)
+struct sx_persist_batch *sx_persist_batch_get(struct sx_persist_shared *S, const struct sx_persist_signal *sig)
 {
     pthread_mutex_lock(&S->mu);
     while (!S->free_list) pthread_cond_wait(&S->freed, &S->mu);
     struct sx_persist_batch *b = S->free_list;
     S->free_list = b->next;
     pthread_mutex_unlock(&S->mu);
+    b->sig = sig;
     batch_reset(b);
     return b;
 }
@@ -130,7 +142,7 @@ static void redis_failed(redisContext *rc, const char *what, const redisReply *r
         sx_warn("%s failed: unexpected reply type %d", what, r->type);
 }
 
-int sx_persist_dead_letter(redisContext *rc, const struct sx_persist_shared *S, const char *id, size_t idlen,
+int sx_persist_dead_letter(redisContext *rc, const struct sx_persist_signal *sig, const char *id, size_t idlen,
                            const redisReply *fields, const char *why)
 {
     size_t nf = fields && fields->type == REDIS_REPLY_ARRAY ? fields->elements : 0;
@@ -140,9 +152,9 @@ int sx_persist_dead_letter(redisContext *rc, const struct sx_persist_shared *S, 
     redisReply *r = NULL;
     int rc_out = SX_ERR;
 
-    sx_error("entry %.*s: %s; moved to %s", (int)idlen, id, why, S->dead);
+    sx_error("entry %.*s: %s; moved to %s", (int)idlen, id, why, sig->dead);
     argv[0] = "XADD";
-    argv[1] = S->dead;
+    argv[1] = sig->dead;
     argv[2] = "*";
     for (size_t i = 0; i < nf; i++) {
         const redisReply *f = fields->element[i];
@@ -158,7 +170,7 @@ int sx_persist_dead_letter(redisContext *rc, const struct sx_persist_shared *S, 
     if (!rc || rc->err) goto cleanup;
     redisAppendCommand(rc, "MULTI");
     redisAppendCommandArgv(rc, (int)argc, argv, argl);
-    redisAppendCommand(rc, "XACK %s %s %b", S->stream, SX_GROUP_PERSIST, id, idlen);
+    redisAppendCommand(rc, "XACK %s %s %b", sig->stream, SX_GROUP_PERSIST, id, idlen);
     redisAppendCommand(rc, "EXEC");
     for (int i = 0; i < 4; i++) {
         void *vr = NULL;
@@ -192,10 +204,11 @@ static int writer_redis(struct writer *w)
 
 /* Dead-letters an entry of a batch whose rows PostgreSQL refused: its
  * fields are read back with XRANGE (the batch keeps only ids). */
-static int dead_letter_by_id(struct writer *w, const char *id, size_t idlen, const char *why)
+static int dead_letter_by_id(struct writer *w, const struct sx_persist_signal *sig, const char *id, size_t idlen,
+                             const char *why)
 {
     if (writer_redis(w) != SX_OK) return SX_ERR;
-    redisReply *r = redisCommand(w->rc, "XRANGE %s %b %b", w->S->stream, id, idlen, id, idlen);
+    redisReply *r = redisCommand(w->rc, "XRANGE %s %b %b", sig->stream, id, idlen, id, idlen);
     const redisReply *fields = NULL;
     if (!r || r->type != REDIS_REPLY_ARRAY) {
         redis_failed(w->rc, "XRANGE", r);
@@ -204,7 +217,7 @@ static int dead_letter_by_id(struct writer *w, const char *id, size_t idlen, con
     }
     if (r->elements == 1 && r->element[0]->type == REDIS_REPLY_ARRAY && r->element[0]->elements == 2)
         fields = r->element[0]->element[1];
-    int rc = sx_persist_dead_letter(w->rc, w->S, id, idlen, fields, why);
+    int rc = sx_persist_dead_letter(w->rc, sig, id, idlen, fields, why);
     freeReplyObject(r);
     if (rc == SX_OK) {
         pthread_mutex_lock(&w->S->mu);
@@ -223,7 +236,7 @@ static int ack_batch(struct writer *w, const struct sx_persist_batch *b, int com
     size_t *argl = sx_xcalloc(argc, sizeof(*argl));
     int rc = SX_ERR, nreplies = committed ? 3 : 1;
     argv[0] = "XACK";
-    argv[1] = w->S->stream;
+    argv[1] = b->sig->stream;
     argv[2] = SX_GROUP_PERSIST;
     for (size_t i = 0; i < 3; i++) argl[i] = strlen(argv[i]);
     for (size_t i = 0; i < b->nents; i++) {
@@ -234,7 +247,7 @@ static int ack_batch(struct writer *w, const struct sx_persist_batch *b, int com
     redisAppendCommandArgv(w->rc, (int)argc, argv, argl);
     if (committed) {
         redisAppendCommand(w->rc, "SET %s %lld", w->S->last_write_key, (long long)sx_now_ms());
-        redisAppendCommand(w->rc, "INCRBY %s %lld", w->S->written_key, inserted);
+        redisAppendCommand(w->rc, "INCRBY %s %lld", b->sig->written_key, inserted);
     }
     rc = SX_OK;
     for (int i = 0; i < nreplies; i++) {
@@ -272,9 +285,9 @@ static int write_retry(struct writer *w, struct sx_persist_batch *b, const size_
     for (;;) {
         if (sx_persist_db_ready(&w->db) == SX_OK) {
             size_t nd;
-            const int64_t *days = sx_spanrow_days(&b->enc, &nd);
-            if (sx_persist_db_ensure_days(&w->db, days, nd) == SX_OK) {
-                int rc = sx_persist_db_write(&w->db, w->S->stream, b, ents, n, inserted, err, errlen);
+            const int64_t *days = sx_persist_batch_days(b, &nd);
+            if (sx_persist_db_ensure_days(&w->db, b->sig, days, nd) == SX_OK) {
+                int rc = sx_persist_db_write(&w->db, b, ents, n, inserted, err, errlen);
                 if (rc == SX_OK) return SX_OK;
                 sx_warn("%s", err);
                 if (rc == SX_AGAIN) {
@@ -318,7 +331,7 @@ static int write_batch(struct writer *w, struct sx_persist_batch *b, long long *
             if (r == SX_OK)
                 *inserted += ins;
             else if (r == SX_PERSIST_EDATA)
-                rc = dead_letter_by_id(w, b->ids.data + e->id_off, e->idlen, err);
+                rc = dead_letter_by_id(w, b->sig, b->ids.data + e->id_off, e->idlen, err);
             else
                 rc = SX_ERR;
         }
@@ -338,14 +351,15 @@ static void process(struct writer *w, struct sx_persist_batch *b)
         sx_warn("batch of %zu entries not written; they stay pending", b->nents);
         return;
     }
-    int acked = ack_batch(w, b, b->enc.rows > 0, inserted) == SX_OK;
+    size_t rows = sx_persist_batch_rows(b);
+    int acked = ack_batch(w, b, rows > 0, inserted) == SX_OK;
     if (!acked) sx_warn("batch of %zu entries written but not acknowledged; they will be delivered again", b->nents);
-    sx_debug("batch: %zu entries, %zu spans, %lld written, %zu bytes; written and acked in %.1f ms", b->nents,
-             b->enc.rows, inserted, b->copy.len, (double)(sx_mono_ns() - t0) / 1e6);
+    sx_debug("batch: %zu %s entries, %zu rows, %lld written, %zu bytes; written and acked in %.1f ms", b->nents,
+             b->sig->name, rows, inserted, b->copy.len, (double)(sx_mono_ns() - t0) / 1e6);
     pthread_mutex_lock(&S->mu);
-    S->spans += inserted;
+    S->rows[b->sig->kind] += inserted;
     S->batches++;
-    if (acked) S->acked = 1;
+    if (acked) S->acked[b->sig->kind] = 1;
     else S->rescan = 1;
     pthread_mutex_unlock(&S->mu);
 }
@@ -382,13 +396,14 @@ void sx_persist_writers_start(struct sx_persist_shared *S, int nwriters)
     pthread_mutex_init(&S->mu, NULL);
     pthread_cond_init(&S->work, NULL);
     pthread_cond_init(&S->freed, NULL);
-    S->nbatches = (size_t)nwriters + 1;
+    S->nbatches = (size_t)nwriters + SX_PERSIST_NKINDS;
     S->all = sx_xcalloc(S->nbatches, sizeof(*S->all));
     for (size_t i = 0; i < S->nbatches; i++) {
         struct sx_persist_batch *b = &S->all[i];
         sx_buf_init(&b->copy, COPY_MAX);
         sx_buf_init(&b->ids, IDS_MAX);
         sx_spanrow_init(&b->enc, JSON_MAX);
+        sx_logrow_init(&b->logs, JSON_MAX);
         b->next = S->free_list;
         S->free_list = b;
     }
@@ -415,6 +430,7 @@ void sx_persist_writers_stop(struct sx_persist_shared *S)
         sx_buf_term(&S->all[i].copy);
         sx_buf_term(&S->all[i].ids);
         sx_spanrow_term(&S->all[i].enc);
+        sx_logrow_term(&S->all[i].logs);
         free(S->all[i].ents);
     }
     free(S->all);

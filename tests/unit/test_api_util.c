@@ -443,6 +443,94 @@ static void test_waterfall_large_chain(void **state)
     test_free(depth);
 }
 
+/* ---- logs: severity, search syntax, log cursors ------------------------------------ */
+
+static void test_severity_parse(void **state)
+{
+    (void)state;
+    int n = -1;
+    static const struct {
+        const char *s;
+        int want;
+    } ok[] = {{"TRACE", 1}, {"debug", 5}, {"Info", 9}, {"WARN", 13}, {"warning", 13}, {"ERROR", 17},
+              {"FATAL", 21}, {"warn2", 14}, {"ERROR4", 20}, {"1", 1}, {"24", 24}, {"13", 13}};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        assert_int_equal(sx_api_severity_parse(ok[i].s, &n), SX_OK);
+        assert_int_equal(n, ok[i].want);
+    }
+    static const char *bad[] = {"", "0", "25", "-1", "WARN5", "WARN1", "WARNX", "ERR", "INFO ", " 9", "9.0", "x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(sx_api_severity_parse(bad[i], &n), SX_ERR);
+    assert_int_equal(sx_api_severity_parse(NULL, &n), SX_ERR);
+}
+
+static void test_search_check(void **state)
+{
+    (void)state;
+    struct sx_api_search s;
+    char err[128];
+    assert_int_equal(sx_api_search_check("checkout failed", &s, err, sizeof(err)), SX_OK);
+    assert_int_equal(s.words, 2);
+    assert_int_equal(s.phrases, 0);
+    assert_int_equal(s.excluded, 0);
+    assert_int_equal(sx_api_search_check("\"order rows\" -postgres -\"unit price\" cart", &s, err, sizeof(err)),
+                     SX_OK);
+    assert_int_equal(s.words, 1);
+    assert_int_equal(s.phrases, 1);
+    assert_int_equal(s.excluded, 2);
+    /* or is an operator; a lone '-' is a word; an open phrase runs to the end */
+    assert_int_equal(sx_api_search_check("a or b - \"open phrase", &s, err, sizeof(err)), SX_OK);
+    assert_int_equal(s.words, 3);
+    assert_int_equal(s.phrases, 1);
+    assert_int_equal(sx_api_search_check("Gr\xc3\xb6\xc3\x9f" "e", &s, err, sizeof(err)), SX_OK);
+    assert_int_equal(s.words, 1);
+    /* SQL and tsquery syntax are just words: q only ever travels as a parameter */
+    assert_int_equal(sx_api_search_check("'; DROP TABLE logs; -- a & !b | c:* <->", &s, err, sizeof(err)), SX_OK);
+
+    assert_int_equal(sx_api_search_check("", &s, err, sizeof(err)), SX_ERR);
+    assert_int_equal(sx_api_search_check("   ", &s, err, sizeof(err)), SX_ERR);
+    assert_int_equal(sx_api_search_check("-only -\"excluded terms\"", &s, err, sizeof(err)), SX_ERR);
+    assert_non_null(strstr(err, "excluded"));
+    assert_int_equal(sx_api_search_check("\"\" or", &s, err, sizeof(err)), SX_ERR);
+    assert_int_equal(sx_api_search_check("bad \xff utf8", &s, err, sizeof(err)), SX_ERR);
+    char big[SX_API_SEARCH_MAX_LEN + 2];
+    memset(big, 'a', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    assert_int_equal(sx_api_search_check(big, &s, err, sizeof(err)), SX_ERR);
+    big[sizeof(big) - 2] = '\0';
+    assert_int_equal(sx_api_search_check(big, &s, err, sizeof(err)), SX_OK);
+    char many[4 * (SX_API_SEARCH_MAX_TERMS + 1) + 1];
+    size_t o = 0;
+    for (int i = 0; i <= SX_API_SEARCH_MAX_TERMS; i++) o += (size_t)snprintf(many + o, sizeof(many) - o, "w%d ", i % 10);
+    assert_int_equal(sx_api_search_check(many, &s, err, sizeof(err)), SX_ERR);
+    assert_non_null(strstr(err, "terms"));
+}
+
+static void test_log_cursor(void **state)
+{
+    (void)state;
+    char cur[SX_API_CURSOR_LEN + 1];
+    int64_t t;
+    uint32_t blk;
+    uint16_t off;
+    sx_api_log_cursor_encode(1767225600002000000LL, 0xfedcba98u, 0xabcd, cur);
+    assert_int_equal(strlen(cur), SX_API_CURSOR_LEN);
+    assert_int_equal(sx_api_log_cursor_decode(cur, &t, &blk, &off), SX_OK);
+    assert_int_equal(t, 1767225600002000000LL);
+    assert_int_equal(blk, 0xfedcba98u);
+    assert_int_equal(off, 0xabcd);
+    sx_api_log_cursor_encode(-5, 0, 1, cur);
+    assert_int_equal(sx_api_log_cursor_decode(cur, &t, &blk, &off), SX_OK);
+    assert_int_equal(t, -5);
+    assert_int_equal(blk, 0);
+    assert_int_equal(off, 1);
+    /* a trace cursor is not a log cursor */
+    uint8_t id[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+    sx_api_cursor_encode(42, id, cur);
+    assert_int_equal(sx_api_log_cursor_decode(cur, &t, &blk, &off), SX_ERR);
+    assert_int_equal(sx_api_log_cursor_decode("garbage", &t, &blk, &off), SX_ERR);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -459,6 +547,9 @@ int main(void)
         cmocka_unit_test(test_waterfall_orphans),
         cmocka_unit_test(test_waterfall_cycle_and_duplicates),
         cmocka_unit_test(test_waterfall_large_chain),
+        cmocka_unit_test(test_severity_parse),
+        cmocka_unit_test(test_search_check),
+        cmocka_unit_test(test_log_cursor),
     };
     return cmocka_run_group_tests_name("api_util", tests, NULL, NULL);
 }
