@@ -13,6 +13,7 @@
  * Retry-After, never a crash. The login role needs SELECT on access_tokens
  * and membership in sextant_reader (GRANT sextant_reader TO <api role>). */
 #include "api_int.h"
+#include "cli.h"
 
 #include "keys.h"
 #include "log.h"
@@ -516,73 +517,13 @@ static void usage(FILE *f)
             "  --help             this text and every setting\n");
 }
 
-/* Returns the value of "--opt value" or "--opt=value" at argv[*i], or NULL
- * when argv[*i] is not that option. Exits 2 when the value is missing. */
-static const char *opt_value(int argc, char **argv, int *i, const char *opt)
-{
-    size_t n = strlen(opt);
-    if (strncmp(argv[*i], opt, n) != 0) return NULL;
-    if (argv[*i][n] == '=') return argv[*i] + n + 1;
-    if (argv[*i][n] != '\0') return NULL;
-    if (*i + 1 >= argc) {
-        fprintf(stderr, PROGRAM ": %s needs a value\n", opt);
-        exit(2);
-    }
-    return argv[++*i];
-}
-
 int main(int argc, char **argv)
 {
     static struct sx_config cfg; /* read by every thread; written only here */
-    char path[1024], err[1024];
-    const char *config = NULL, *instance = NULL, *v;
-    int nsets = 0;
-    const char **sets = sx_xcalloc((size_t)argc + 1, sizeof(*sets));
-
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            sx_config_print_help(stdout);
-            free(sets);
-            return 0;
-        } else if ((v = opt_value(argc, argv, &i, "--config"))) {
-            config = v;
-        } else if ((v = opt_value(argc, argv, &i, "--set"))) {
-            sets[nsets++] = v;
-        } else if ((v = opt_value(argc, argv, &i, "--instance"))) {
-            instance = v;
-        } else {
-            fprintf(stderr, PROGRAM ": unknown argument '%s'\n", argv[i]);
-            usage(stderr);
-            exit(2);
-        }
-    }
-
-    sx_config_defaults(&cfg);
-    if (config) snprintf(path, sizeof(path), "%s", config);
-    else sx_config_default_path(path, sizeof(path));
-    if (sx_config_load(&cfg, path, config != NULL, err, sizeof(err)) != SX_OK) {
-        fprintf(stderr, PROGRAM ": %s\n", err);
-        exit(2);
-    }
-    for (int i = 0; i < nsets; i++) {
-        char name[128];
-        const char *eq = strchr(sets[i], '=');
-        if (!eq || eq == sets[i] || (size_t)(eq - sets[i]) >= sizeof(name)) {
-            fprintf(stderr, PROGRAM ": --set expects name=value, got '%s'\n", sets[i]);
-            exit(2);
-        }
-        memcpy(name, sets[i], (size_t)(eq - sets[i]));
-        name[eq - sets[i]] = '\0';
-        if (sx_config_set(&cfg, name, eq + 1, err, sizeof(err)) != SX_OK) {
-            fprintf(stderr, PROGRAM ": --set: %s\n", err);
-            exit(2);
-        }
-    }
-    free(sets);
-
-    int level = sx_log_level_parse(cfg.log_level[0] ? cfg.log_level : "info");
-    sx_log_init(PROGRAM, instance, level < 0 ? SX_LOG_INFO : level);
+    struct sx_cli cli = {.program = PROGRAM};
+    int rc = sx_cli_parse(&cli, argc, argv, &cfg, usage);
+    if (rc >= 0) return rc;
+    sx_cli_log_init(&cli, &cfg);
 
     /* Static: worker threads still read it while the process exits after
      * sx_fcgi_serve returns (threads parked on kept connections never join). */
