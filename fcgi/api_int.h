@@ -44,6 +44,85 @@ const char *sx_api_param1(struct sx_api_req *r, const char *key, int *bad);
 /* Copies a formatted string into the request arena; NULL on exhaustion. */
 char *sx_api_strf(struct sx_api_req *r, const char *fmt, ...) SX_PRINTF(2, 3);
 
+/* ---- query parameters, SQL building, result columns (api_query.c) ---------- */
+
+#define SX_API_DAY_NS (86400LL * 1000000000LL)
+#define SX_API_QB_MAX_PARAMS 64   /* $n parameters of one built query at most */
+#define SX_API_MAX_ATTR_FILTERS 16 /* attr=key=value filters of one request at most */
+
+/* A query under construction: SQL text and its text parameters (arena
+ * memory of r, or the caller's). Embedded by the handler: _init, _term. */
+struct sx_api_qb {
+    struct sx_api_req *r;
+    struct sx_buf sql;
+    const char *params[SX_API_QB_MAX_PARAMS];
+    int n;
+};
+
+/* Starts an empty query whose SQL may grow to sql_max bytes. Cannot fail. */
+void sx_api_qb_init(struct sx_api_qb *b, struct sx_api_req *r, size_t sql_max);
+/* Frees the SQL buffer; the parameters belong to the request arena. */
+void sx_api_qb_term(struct sx_api_qb *b);
+/* Adds a parameter (kept by pointer, not copied) and returns its number
+ * ($n), or 0 when v is NULL or the query has SX_API_QB_MAX_PARAMS already. */
+int sx_api_qb_param(struct sx_api_qb *b, const char *v);
+/* Adds a decimal parameter; 0 when full or out of arena. */
+int sx_api_qb_num(struct sx_api_qb *b, long long v);
+/* Adds a bytea parameter (\x<hex>) of the n bytes at p, copied into the
+ * arena; 0 when full or out of arena. */
+int sx_api_qb_bytea(struct sx_api_qb *b, const uint8_t *p, size_t n);
+/* Adds the key and the value of the attr filter "key=value" kv (checked by
+ * sx_api_attr_check) as two parameters, *pk and *pv; SX_ERR when full or
+ * out of arena. */
+int sx_api_qb_attr(struct sx_api_qb *b, const char *kv, int *pk, int *pv);
+
+/* One search endpoint (traces, logs) for sx_api_list_run: how to build its
+ * query from its parsed filters, write a row, and make the next page's
+ * cursor. */
+struct sx_api_list {
+    const char *key;  /* the page's array: {"<key>":[...],"nextCursor":...} */
+    const char *what; /* names the query in the log, "SELECT logs" */
+    size_t sql_max;   /* SQL text at most */
+    /* Appends the query (with LIMIT limit + 1) to b; SX_ERR when out of room. */
+    int (*build)(struct sx_api_req *r, const void *filters, struct sx_api_qb *b);
+    /* Writes row i as one item of the array. */
+    void (*write)(struct sx_json *w, const PGresult *res, int i);
+    /* Writes the cursor that continues after row i into cur
+     * (SX_API_CURSOR_LEN + 1 bytes); SX_ERR when the row is malformed. */
+    int (*cursor)(const PGresult *res, int i, char *cur);
+};
+
+/* Runs a search whose filters are parsed: builds and runs the query, writes
+ * at most limit rows into r->out as {"<key>":[...],"nextCursor":...} with a
+ * cursor when there are more, and sets status 200. SX_ERR with the error
+ * response filled: 400 when the query is too large, 500 on a malformed row or
+ * a response too large, as sx_api_exec when the query fails. */
+int sx_api_list_run(struct sx_api_req *r, const struct sx_api_list *s, const void *filters, long long limit);
+
+/* Ends a 200 response: closes w's top-level object (w writes r->out) and
+ * sets the status. SX_ERR with a 500 set when r->out reached its maximum. */
+int sx_api_reply(struct sx_api_req *r, struct sx_json *w);
+
+/* Reads the time parameters from, to and timeRange (each NULL when absent);
+ * SX_ERR with a 400 set when one is repeated. */
+int sx_api_window_params(struct sx_api_req *r, const char **from, const char **to, const char **range);
+/* Reads from/to/timeRange into win (default: the last day); SX_ERR with a
+ * 400 set when they are repeated or invalid. */
+int sx_api_window(struct sx_api_req *r, struct sx_api_window *win);
+/* Reads limit (1..api_max_limit) into *limit, which keeps its value when
+ * the parameter is absent; SX_ERR with a 400 set when invalid or repeated. */
+int sx_api_limit(struct sx_api_req *r, long long *limit);
+/* Checks the attr=key=value filters: at most SX_API_MAX_ATTR_FILTERS, each
+ * with a non-empty key; SX_ERR with a 400 set otherwise. */
+int sx_api_attr_check(struct sx_api_req *r);
+
+/* Result columns: an integer (0 when NULL), a string (NULL when NULL), and
+ * JSON text written by PostgreSQL as it is (dflt, JSON text too, when
+ * NULL). The strings belong to res. */
+int64_t sx_api_col_i64(const PGresult *res, int row, int col);
+const char *sx_api_col_str(const PGresult *res, int row, int col);
+void sx_api_col_json(struct sx_json *w, const PGresult *res, int row, int col, const char *dflt);
+
 /* Endpoint handlers (api_traces.c). Each runs inside the request's RLS
  * transaction, writes a 200 body into r->out and returns SX_OK, or fills an
  * error response via sx_api_fail/sx_api_exec and returns SX_ERR. */

@@ -51,8 +51,7 @@ void sx_json_obj_close(struct sx_json *w) { close_(w, '}'); }
 void sx_json_arr_open(struct sx_json *w) { open_(w, '['); }
 void sx_json_arr_close(struct sx_json *w) { close_(w, ']'); }
 
-/* Length of the valid UTF-8 sequence at s (1-4), or 0 when invalid. */
-static size_t utf8_len(const unsigned char *s, size_t n)
+size_t sx_utf8_seq_len(const unsigned char *s, size_t n)
 {
     unsigned char c = s[0];
     if (c < 0x80) return 1;
@@ -83,7 +82,7 @@ int sx_json_escape(struct sx_buf *b, const char *str, size_t n)
         char ubuf[7];
         size_t l = 1;
         if (c >= 0x80) {
-            l = utf8_len(s + i, n - i);
+            l = sx_utf8_seq_len(s + i, n - i);
             if (l) {
                 i += l;
                 continue;

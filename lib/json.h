@@ -45,4 +45,10 @@ void sx_json_hex(struct sx_json *w, const uint8_t *p, size_t n);
  * overflow. Used where JSON is embedded in other text (COPY). */
 int sx_json_escape(struct sx_buf *b, const char *s, size_t n);
 
+/* Length (1-4) of the well-formed UTF-8 sequence at s, n > 0 bytes being
+ * left, or 0 when it is not one (overlong forms, surrogates, code points past
+ * U+10FFFF and truncated sequences are not). The one UTF-8 checker of the
+ * code base; cannot fail otherwise. */
+size_t sx_utf8_seq_len(const unsigned char *s, size_t n);
+
 #endif

@@ -9,7 +9,7 @@
  *   body, body_json, trace_id, span_id, flags, service, scope_name,
  *   scope_version, attributes, resource
  *
- * Escaping is that of lib/spanrow.h (sx_spanrow_copy_text): text is kept
+ * Escaping is that of lib/copyrow.h (sx_copyrow_text): text is kept
  * byte for byte except that backslash, newline, CR and tab are escaped for
  * COPY and invalid UTF-8 or NUL becomes U+FFFD; bytea is \\x<hex>, NULL \N.
  *
@@ -31,6 +31,7 @@
 #define SX_LOGROW_H
 
 #include "buf.h"
+#include "copyrow.h"
 
 #include "opentelemetry/proto/collector/logs/v1/logs_service.pb-c.h"
 
@@ -45,9 +46,7 @@ struct sx_logrow {
     struct sx_buf json;    /* scratch: one JSON document before COPY escaping */
     struct sx_buf b64;     /* scratch: base64 of bytes values */
     struct sx_buf res;     /* COPY-escaped resource JSON of the current ResourceLogs */
-    int64_t *days;         /* UTC day starts (ns) of the rows, see sx_logrow_days */
-    size_t ndays, days_cap;
-    int days_sorted;
+    struct sx_copyrow_days days; /* UTC day starts (ns) of the rows, see sx_logrow_days */
     size_t rows;           /* rows written since the last reset */
     size_t skipped;        /* records skipped (time out of range) since the last reset */
 };

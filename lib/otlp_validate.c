@@ -8,6 +8,7 @@
  * read-only input strings are never written; only when the arena is full are
  * bad bytes replaced in place ('?') as a last resort. Everything dropped is
  * counted, and the first reason of each kind is kept for partial_success. */
+#include "json.h"
 #include "otlp_int.h"
 
 #include <stdarg.h>
@@ -24,27 +25,6 @@ typedef Opentelemetry__Proto__Common__V1__AnyValue pb_any;
 
 
 /* --- UTF-8 ------------------------------------------------------------------ */
-
-/* Length of the well-formed UTF-8 sequence at s (n > 0 bytes left), or 0.
- * Rejects overlong forms, surrogates and code points past U+10FFFF. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    if (c < 0x80) return 1;
-    if (c < 0xC2) return 0;
-    if (c < 0xE0) return n >= 2 && (s[1] & 0xC0) == 0x80 ? 2 : 0;
-    if (c < 0xF0) {
-        if (n < 3) return 0;
-        unsigned char lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-        return s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 ? 3 : 0;
-    }
-    if (c < 0xF5) {
-        if (n < 4) return 0;
-        unsigned char lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-        return s[1] >= lo && s[1] <= hi && (s[2] & 0xC0) == 0x80 && (s[3] & 0xC0) == 0x80 ? 4 : 0;
-    }
-    return 0;
-}
 
 /* Offset of the first byte that is not valid UTF-8, or n when all are. */
 static size_t utf8_first_bad(const unsigned char *s, size_t n)
@@ -63,7 +43,7 @@ static size_t utf8_first_bad(const unsigned char *s, size_t n)
             i++;
             continue;
         }
-        size_t k = utf8_seq(s + i, n - i);
+        size_t k = sx_utf8_seq_len(s + i, n - i);
         if (!k) return i;
         i += k;
     }
@@ -81,7 +61,7 @@ size_t sx_otlp_repair_utf8(struct sx_otlp_vctx *v, char **sp)
 
     size_t bad = 0;
     for (size_t i = bad_at; i < n;) {
-        size_t k = utf8_seq(u + i, n - i);
+        size_t k = sx_utf8_seq_len(u + i, n - i);
         if (k) {
             i += k;
         } else {
@@ -92,7 +72,7 @@ size_t sx_otlp_repair_utf8(struct sx_otlp_vctx *v, char **sp)
     char *d = sx_arena_alloc(v->a, n + 2 * bad + 1);
     if (!d) { /* arena full: same length, in place */
         for (size_t i = bad_at; i < n;) {
-            size_t k = utf8_seq(u + i, n - i);
+            size_t k = sx_utf8_seq_len(u + i, n - i);
             if (k) {
                 i += k;
             } else {
@@ -104,7 +84,7 @@ size_t sx_otlp_repair_utf8(struct sx_otlp_vctx *v, char **sp)
     memcpy(d, s, bad_at);
     size_t o = bad_at;
     for (size_t i = bad_at; i < n;) {
-        size_t k = utf8_seq(u + i, n - i);
+        size_t k = sx_utf8_seq_len(u + i, n - i);
         if (k) {
             memcpy(d + o, s + i, k);
             o += k;

@@ -34,6 +34,7 @@
 #define SX_SPANROW_H
 
 #include "buf.h"
+#include "copyrow.h"
 
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
 
@@ -64,9 +65,7 @@ struct sx_spanrow {
     struct sx_buf json;    /* scratch: one JSON document before COPY escaping */
     struct sx_buf b64;     /* scratch: base64 of bytes values */
     struct sx_buf res;     /* COPY-escaped resource JSON of the current ResourceSpans */
-    int64_t *days;         /* UTC day starts (ns) of the rows, see sx_spanrow_days */
-    size_t ndays, days_cap;
-    int days_sorted;
+    struct sx_copyrow_days days; /* UTC day starts (ns) of the rows, see sx_spanrow_days */
     struct sx_spanrow_meta *meta; /* one per row since the last reset, in row order */
     size_t nmeta, meta_cap;
     size_t rows;           /* rows written since the last reset (== nmeta) */
@@ -98,9 +97,5 @@ const int64_t *sx_spanrow_days(struct sx_spanrow *e, size_t *n);
 /* start_ns floored to the start of its UTC day (also for negative times),
  * as sextant_ensure_span_partition does. */
 int64_t sx_spanrow_day(int64_t start_ns);
-
-/* Appends s[0..n) escaped for a COPY text field (backslash, newline, CR and
- * tab escaped; invalid UTF-8 and NUL become U+FFFD). SX_ERR on overflow. */
-int sx_spanrow_copy_text(struct sx_buf *out, const char *s, size_t n);
 
 #endif

@@ -160,8 +160,21 @@ fail=0
 # FUZZ_TARGETS="logs_pb logs_json" runs only those.
 for t in ${FUZZ_TARGETS:-trace_pb trace_json gunzip logs_pb logs_json metrics_pb metrics_json}; do
     echo "== fuzz_$t: build"
+    # The OTLP targets are one source, fuzz/fuzz_otlp.c, built once per signal
+    # and encoding; the defines pick which.
+    case $t in
+        trace_*|logs_*|metrics_*)
+            sig=$(echo "${t%_*}" | tr a-z A-Z)
+            json=0
+            [ "${t#*_}" = json ] && json=1
+            src=fuzz/fuzz_otlp.c
+            defs="-DSX_FUZZ_$sig -DSX_FUZZ_JSON=$json" ;;
+        *)
+            src=fuzz/fuzz_$t.c
+            defs="" ;;
+    esac
     # shellcheck disable=SC2086
-    "$CC" $CFLAGS -o "$OUT/fuzz_$t" "fuzz/fuzz_$t.c" $LIB_C $PB_C $LIBS
+    "$CC" $CFLAGS $defs -o "$OUT/fuzz_$t" "$src" $LIB_C $PB_C $LIBS
     dict=""
     [ -f "$OUT/$t.dict" ] && dict="-dict=$OUT/$t.dict"
     echo "== fuzz_$t: run ${SECS}s"

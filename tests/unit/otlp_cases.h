@@ -1,4 +1,4 @@
-/* otlp_cases.h: helpers shared by the logs and metrics decoder tests: files,
+/* otlp_cases.h: helpers shared by the trace, logs and metrics decoder tests: files,
  * fixtures, a strict UTF-8 walk over any message, and the data-driven case
  * runner. Included by one test file each (static functions).
  *
@@ -6,11 +6,13 @@
  *   # comment
  *   limits name=value ...   limits for this case (max_json_depth, max_attributes,
  *                           max_attr_key_len, max_attr_value_len, max_any_value_depth,
- *                           max_log_records, max_points, max_log_body_len)
+ *                           max_spans, max_events, max_links, max_log_records,
+ *                           max_points, max_log_body_len)
  *   error SX_OTLP_E_...     the decoder must fail with this code (and a message)
  *   ok key=value ...        decoding succeeds; after validation each stat has the
  *                           value: in, kept, rejected, attrs_dropped, values_truncated,
- *                           bodies_truncated, metrics_dropped, resources (groups
+ *                           events_dropped, links_dropped, bodies_truncated,
+ *                           metrics_dropped, resources (groups
  *                           left), count (items left, counted by _count)
  *   reason TEXT             st.reason contains TEXT
  * Whatever is accepted must be valid UTF-8, and pack and decode back to the
@@ -181,6 +183,9 @@ static int set_limit(struct sx_otlp_limits *l, const char *k, size_t v)
     else if (!strcmp(k, "max_attr_key_len")) l->max_attr_key_len = v;
     else if (!strcmp(k, "max_attr_value_len")) l->max_attr_value_len = v;
     else if (!strcmp(k, "max_any_value_depth")) l->max_any_value_depth = v;
+    else if (!strcmp(k, "max_spans")) l->max_spans = v;
+    else if (!strcmp(k, "max_events")) l->max_events = v;
+    else if (!strcmp(k, "max_links")) l->max_links = v;
     else if (!strcmp(k, "max_log_records")) l->max_log_records = v;
     else if (!strcmp(k, "max_points")) l->max_points = v;
     else if (!strcmp(k, "max_log_body_len")) l->max_log_body_len = v;
@@ -197,6 +202,8 @@ static size_t stat_value(const struct case_ops *ops, const struct sx_otlp_stats 
     if (!strcmp(k, "in")) return st->items_in;
     if (!strcmp(k, "attrs_dropped")) return st->attrs_dropped;
     if (!strcmp(k, "values_truncated")) return st->values_truncated;
+    if (!strcmp(k, "events_dropped")) return st->events_dropped;
+    if (!strcmp(k, "links_dropped")) return st->links_dropped;
     if (!strcmp(k, "bodies_truncated")) return st->bodies_truncated;
     if (!strcmp(k, "metrics_dropped")) return st->metrics_dropped;
     if (!strcmp(k, "resources")) return ops->groups(req);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "arena.h"
+#include "copyrow.h"
 #include "spanrow.h"
 
 typedef Opentelemetry__Proto__Common__V1__KeyValue kv_t;
@@ -240,10 +241,10 @@ static void test_escaping(void **state)
 
     struct sx_buf o;
     sx_buf_init(&o, 64);
-    assert_int_equal(sx_spanrow_copy_text(&o, "a\0b", 3), SX_OK);
+    assert_int_equal(sx_copyrow_text(&o, "a\0b", 3), SX_OK);
     assert_memory_equal(o.data, "a\xEF\xBF\xBD" "b", 5);
     sx_buf_reset(&o);
-    assert_int_equal(sx_spanrow_copy_text(&o, "\xED\xA0\x80", 3), SX_OK); /* surrogate: invalid */
+    assert_int_equal(sx_copyrow_text(&o, "\xED\xA0\x80", 3), SX_OK); /* surrogate: invalid */
     assert_string_equal(o.data, "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
     sx_buf_term(&o);
 }
