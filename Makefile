@@ -34,10 +34,11 @@ LIB_SRC := $(wildcard lib/*.c)
 LIB_O := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
 LIBSX := $(BUILD)/libsextant.a
 
-PROGRAMS := sextant-ingest sextant-api sextant-persist sextantctl
+PROGRAMS := sextant-ingest sextant-api sextant-persist sextant-rollup sextantctl
 INGEST_SRC := $(wildcard fcgi/ingest*.c)
 API_SRC := $(wildcard fcgi/api*.c)
 PERSIST_SRC := $(wildcard workers/persist*.c)
+ROLLUP_SRC := $(wildcard workers/rollup*.c)
 CTL_SRC := $(wildcard ctl/*.c)
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -76,6 +77,9 @@ $(BIN)/sextant-api: $(patsubst %.c,$(BUILD)/%.o,$(API_SRC)) $(LIBSX)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BIN)/sextant-persist: $(patsubst %.c,$(BUILD)/%.o,$(PERSIST_SRC)) $(LIBSX)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BIN)/sextant-rollup: $(patsubst %.c,$(BUILD)/%.o,$(ROLLUP_SRC)) $(LIBSX)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BIN)/sextantctl: $(patsubst %.c,$(BUILD)/%.o,$(CTL_SRC)) $(LIBSX)

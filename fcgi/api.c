@@ -13,6 +13,7 @@
  * Retry-After, never a crash. The login role needs SELECT on access_tokens
  * and membership in sextant_reader (GRANT sextant_reader TO <api role>). */
 #include "api_int.h"
+#include "api_metrics.h"
 #include "cli.h"
 
 #include "keys.h"
@@ -55,7 +56,7 @@ struct api_thread {
     uint64_t tick;
 };
 
-enum endpoint { EP_NONE, EP_HEALTH, EP_TRACES, EP_TRACE, EP_SERVICES, EP_LOGS };
+enum endpoint { EP_NONE, EP_HEALTH, EP_TRACES, EP_TRACE, EP_SERVICES, EP_LOGS, EP_METRICS, EP_METRICS_QUERY };
 
 /* ---- helpers shared with api_traces.c ---------------------------------------- */
 
@@ -396,6 +397,8 @@ static enum endpoint route(int n, char **seg)
     if (n == 4 && strcmp(seg[2], "traces") == 0 && *seg[3]) return EP_TRACE;
     if (n == 3 && strcmp(seg[2], "services") == 0) return EP_SERVICES;
     if (n == 3 && strcmp(seg[2], "logs") == 0) return EP_LOGS;
+    if (n == 3 && strcmp(seg[2], "metrics") == 0) return EP_METRICS;
+    if (n == 4 && strcmp(seg[2], "metrics") == 0 && strcmp(seg[3], "query") == 0) return EP_METRICS_QUERY;
     return EP_NONE;
 }
 
@@ -430,6 +433,8 @@ static void project_endpoint(struct sx_api_req *r, struct api_thread *t, enum en
         case EP_TRACE: sx_api_trace_get(r, seg[3]); break;
         case EP_SERVICES: sx_api_services_list(r); break;
         case EP_LOGS: sx_api_logs_list(r); break;
+        case EP_METRICS: sx_api_metrics_list(r); break;
+        case EP_METRICS_QUERY: sx_api_metrics_query(r); break;
         default: sx_api_fail(r, 404, "not_found", "no such endpoint"); break;
         }
     }

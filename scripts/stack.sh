@@ -4,7 +4,7 @@
 #
 #   scripts/stack.sh up | down | run | status | destroy
 #   scripts/stack.sh start NAME | stop NAME [--kill] | restart NAME
-#       NAME: postgres redis nginx ingest api persist
+#       NAME: postgres redis nginx ingest api persist rollup
 #
 # Environment:
 #   SEXTANT_HOME    stack directory (default: the repo's var/; relative paths are made absolute)
@@ -25,7 +25,7 @@ set -euo pipefail
 shopt -u patsub_replacement 2>/dev/null || true # '&' in ${v//x/y} replacements stays literal
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-SERVICES=(postgres redis nginx ingest api persist)
+SERVICES=(postgres redis nginx ingest api persist rollup)
 PG_PORT=5432
 
 H=$(realpath -m "${SEXTANT_HOME:-$REPO/var}")
@@ -119,6 +119,7 @@ svc_pid() {
     ingest) want=sextant-ingest mine=$CONF ;;
     api) want=sextant-api mine=$CONF ;;
     persist) want=sextant-persist mine=$CONF ;;
+    rollup) want=sextant-rollup mine=$CONF ;;
     *) die "unknown service '$name' (one of: ${SERVICES[*]})" ;;
     esac
     [[ -z $pid && -r $RUN/$name.pid ]] && pid=$(head -n 1 "$RUN/$name.pid")
@@ -463,6 +464,15 @@ start_persist() {
     svc_pid persist >/dev/null || { show_logs "$LOG/persist.log"; die "persist exited at start (see $LOG/persist.log)"; }
 }
 
+start_rollup() {
+    local prog
+    if svc_pid rollup >/dev/null; then return 0; fi
+    prog=$(program sextant-rollup)
+    launch rollup env -u NOTIFY_SOCKET SEXTANT_HOME="$H" SEXTANT_CONFIG="$CONF" "$prog" --config "$CONF" --instance 1
+    sleep 0.2
+    svc_pid rollup >/dev/null || { show_logs "$LOG/rollup.log"; die "rollup exited at start (see $LOG/rollup.log)"; }
+}
+
 migrate() {
     ctl migrate </dev/null >>"$LOG/sextantctl.log" 2>&1 9>&- ||
         { show_logs "$LOG/sextantctl.log"; die "sextantctl migrate failed (see $LOG/sextantctl.log)"; }
@@ -587,6 +597,7 @@ start_service() {
     ingest) start_ingest ;;
     api) start_api ;;
     persist) start_persist ;;
+    rollup) start_rollup ;;
     *) die "unknown service '$1' (one of: ${SERVICES[*]})" ;;
     esac
 }
@@ -617,7 +628,7 @@ all_running() {
 # Everything `up` needs, checked before anything starts.
 preflight() {
     local p missing=()
-    for p in sextant-ingest sextant-api sextant-persist sextantctl; do
+    for p in sextant-ingest sextant-api sextant-persist sextant-rollup sextantctl; do
         [[ -x $BIN/$p ]] || missing+=("$BIN/$p")
     done
     ((${#missing[@]} == 0)) || die "not built: ${missing[*]} (run make, or set SEXTANT_BIN)"
@@ -651,6 +662,7 @@ cmd_up() {
     start_ingest
     start_api
     start_persist
+    start_rollup
     ensure_demo
     wait_healthy
     print_summary

@@ -165,7 +165,7 @@ export class Stack {
   /** scripts/stack.sh up in a fresh SEXTANT_HOME; reads demo.env. */
   async start() {
     if (!existsSync(STACK_SH)) throw new Error(`${STACK_SH} does not exist yet`);
-    for (const p of ['sextant-ingest', 'sextant-api', 'sextant-persist', 'sextantctl']) {
+    for (const p of ['sextant-ingest', 'sextant-api', 'sextant-persist', 'sextant-rollup', 'sextantctl']) {
       if (!existsSync(path.join(this.binDir, p))) {
         throw new Error(`${path.join(this.binDir, p)} missing: build it (make SANITIZER=address,undefined all) ` +
           'or set SEXTANT_TEST_BIN=bin');
