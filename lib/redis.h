@@ -29,4 +29,16 @@ char *sx_redis_pkey(char *out, size_t outlen, const struct sx_config *c, long lo
 /* Creates group on stream (MKSTREAM) starting at "0"; BUSYGROUP is success. */
 int sx_redis_group_create(redisContext *ctx, const char *stream, const char *group);
 
+/* Logs a failed command named what: the context's error (r NULL), an error
+ * reply, or an unexpected reply type. */
+void sx_redis_warn(const redisContext *ctx, const char *what, const redisReply *r);
+
+/* Trims stream (XTRIM MINID) below the oldest entry any of its consumer
+ * groups still needs: a group's smallest pending id or, with nothing
+ * pending, the entry after its last delivered one. Entries that no group has
+ * read are never trimmed, and a stream without groups is left alone, so a
+ * consumer added later (another group) never loses entries. Returns how many
+ * entries were trimmed, or SX_ERR (logged) when Redis failed. */
+long long sx_redis_trim_consumed(redisContext *ctx, const char *stream);
+
 #endif

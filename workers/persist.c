@@ -127,12 +127,7 @@ static int redis_ready(struct persist *P)
 /* Logs a failed command; a NULL reply means the connection is dead. */
 static void redis_failed(struct persist *P, const char *what, const redisReply *r)
 {
-    if (!r)
-        sx_warn("%s failed: %s", what, P->rc ? P->rc->errstr : "not connected");
-    else if (r->type == REDIS_REPLY_ERROR)
-        sx_warn("%s failed: %.*s", what, (int)r->len, r->str);
-    else
-        sx_warn("%s failed: unexpected reply type %d", what, r->type);
+    sx_redis_warn(P->rc, what, r);
 }
 
 /* The value of field name in a flat field/value array, or NULL. */
@@ -484,113 +479,6 @@ static void claim_cycle(struct persist *P, struct reader *rd)
     submit(P, rd);
 }
 
-/* ---- trimming ------------------------------------------------------------- */
-
-struct sid {
-    uint64_t ms, seq;
-};
-
-static int parse_id(const char *s, size_t n, struct sid *out)
-{
-    char tmp[64], *end;
-    if (n == 0 || n >= sizeof(tmp)) return SX_ERR;
-    memcpy(tmp, s, n);
-    tmp[n] = '\0';
-    errno = 0;
-    out->ms = strtoull(tmp, &end, 10);
-    out->seq = 0;
-    if (errno || end == tmp) return SX_ERR;
-    if (*end == '-') {
-        char *e2;
-        out->seq = strtoull(end + 1, &e2, 10);
-        if (errno || *e2) return SX_ERR;
-    } else if (*end) {
-        return SX_ERR;
-    }
-    return SX_OK;
-}
-
-static int sid_less(struct sid a, struct sid b)
-{
-    return a.ms < b.ms || (a.ms == b.ms && a.seq < b.seq);
-}
-
-/* The smallest pending id of group, or SX_ERR when it has none/failed. */
-static int group_min_pending(struct persist *P, const char *stream, const char *group, size_t glen, struct sid *out)
-{
-    int rc = SX_ERR;
-    redisReply *r = redisCommand(P->rc, "XPENDING %s %b", stream, group, glen);
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2) {
-        redis_failed(P, "XPENDING", r);
-        goto cleanup;
-    }
-    if (r->element[1]->type == REDIS_REPLY_STRING)
-        rc = parse_id(r->element[1]->str, r->element[1]->len, out);
-cleanup:
-    if (r) freeReplyObject(r);
-    return rc;
-}
-
-/* XTRIM MINID below the oldest entry that any consumer group still needs:
- * its smallest pending id, or (nothing pending) the id just after its last
- * delivered one. Entries no group has read yet are never trimmed. */
-static void trim(struct persist *P, const char *stream)
-{
-    struct sid min = {UINT64_MAX, UINT64_MAX};
-    int groups = 0, ok = 1;
-    redisReply *r = redisCommand(P->rc, "XINFO GROUPS %s", stream);
-    if (!r || r->type != REDIS_REPLY_ARRAY) {
-        redis_failed(P, "XINFO GROUPS", r);
-        goto cleanup;
-    }
-    for (size_t g = 0; g < r->elements && ok; g++) {
-        const redisReply *info = r->element[g];
-        const redisReply *name = NULL, *last = NULL;
-        long long pending = -1;
-        if (info->type != REDIS_REPLY_ARRAY) {
-            ok = 0;
-            break;
-        }
-        for (size_t i = 0; i + 1 < info->elements; i += 2) {
-            const redisReply *k = info->element[i], *v = info->element[i + 1];
-            if (k->type != REDIS_REPLY_STRING) continue;
-            if (strcmp(k->str, "name") == 0 && v->type == REDIS_REPLY_STRING) name = v;
-            else if (strcmp(k->str, "last-delivered-id") == 0 && v->type == REDIS_REPLY_STRING) last = v;
-            else if (strcmp(k->str, "pending") == 0 && v->type == REDIS_REPLY_INTEGER) pending = v->integer;
-        }
-        struct sid need;
-        if (!name || !last || pending < 0 || parse_id(last->str, last->len, &need) != SX_OK) {
-            ok = 0;
-            break;
-        }
-        if (pending > 0) {
-            if (group_min_pending(P, stream, name->str, name->len, &need) != SX_OK) {
-                ok = 0;
-                break;
-            }
-        } else if (need.seq == UINT64_MAX) { /* the entry after the last delivered one */
-            need.ms++;
-            need.seq = 0;
-        } else {
-            need.seq++;
-        }
-        if (sid_less(need, min)) min = need;
-        groups++;
-    }
-    if (!ok || groups == 0 || (min.ms == 0 && min.seq == 0)) goto cleanup;
-    freeReplyObject(r);
-    char minid[48];
-    snprintf(minid, sizeof(minid), "%" PRIu64 "-%" PRIu64, min.ms, min.seq);
-    r = redisCommand(P->rc, "XTRIM %s MINID %s", stream, minid);
-    if (!r || r->type != REDIS_REPLY_INTEGER)
-        redis_failed(P, "XTRIM", r);
-    else if (r->integer > 0)
-        sx_debug("trimmed %lld entries of %s below %s", r->integer, stream, minid);
-
-cleanup:
-    if (r) freeReplyObject(r);
-}
-
 /* ---- partitions ahead ------------------------------------------------------ */
 
 static int ensure_ahead(struct persist *P)
@@ -711,7 +599,7 @@ static void periodic(struct persist *P)
             if (acked[k]) S->acked[k] = 0;
         pthread_mutex_unlock(&S->mu);
         for (int k = 0; k < SX_PERSIST_NKINDS; k++)
-            if (acked[k]) trim(P, P->signals[k].stream);
+            if (acked[k]) sx_redis_trim_consumed(P->rc, P->signals[k].stream);
         P->next_trim_ns = now + TRIM_EVERY_NS;
     }
     if (now >= P->next_stats_ns) {

@@ -344,12 +344,7 @@ static int redis_alive(const struct rollup *R)
 
 static void redis_failed(const struct rollup *R, const char *what, const redisReply *r)
 {
-    if (!r)
-        sx_warn("%s failed: %s", what, R->rc ? R->rc->errstr : "not connected");
-    else if (r->type == REDIS_REPLY_ERROR)
-        sx_warn("%s failed: %.*s", what, (int)r->len, r->str);
-    else
-        sx_warn("%s failed: unexpected reply type %d", what, r->type);
+    sx_redis_warn(R->rc, what, r);
 }
 
 static int redis_ready(struct rollup *R)
@@ -913,105 +908,6 @@ static void claim_cycle(struct rollup *R)
     if (claimed) sx_info("reclaimed %lld idle pending entries", claimed);
 }
 
-/* ---- trimming (as sextant-persist trims) ------------------------------------ */
-
-struct sid {
-    uint64_t ms, seq;
-};
-
-static int parse_id(const char *s, size_t n, struct sid *out)
-{
-    char tmp[64], *end;
-    if (n == 0 || n >= sizeof(tmp)) return SX_ERR;
-    memcpy(tmp, s, n);
-    tmp[n] = '\0';
-    errno = 0;
-    out->ms = strtoull(tmp, &end, 10);
-    out->seq = 0;
-    if (errno || end == tmp) return SX_ERR;
-    if (*end == '-') {
-        char *e2;
-        out->seq = strtoull(end + 1, &e2, 10);
-        if (errno || *e2) return SX_ERR;
-    } else if (*end) {
-        return SX_ERR;
-    }
-    return SX_OK;
-}
-
-static int sid_less(struct sid a, struct sid b)
-{
-    return a.ms < b.ms || (a.ms == b.ms && a.seq < b.seq);
-}
-
-static int group_min_pending(struct rollup *R, const char *group, size_t glen, struct sid *out)
-{
-    int rc = SX_ERR;
-    redisReply *r = redisCommand(R->rc, "XPENDING %s %b", R->stream, group, glen);
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2) {
-        redis_failed(R, "XPENDING", r);
-        goto cleanup;
-    }
-    if (r->element[1]->type == REDIS_REPLY_STRING) rc = parse_id(r->element[1]->str, r->element[1]->len, out);
-cleanup:
-    if (r) freeReplyObject(r);
-    return rc;
-}
-
-/* XTRIM MINID below the oldest entry any consumer group still needs. */
-static void trim(struct rollup *R)
-{
-    struct sid min = {UINT64_MAX, UINT64_MAX};
-    int groups = 0, ok = 1;
-    redisReply *r = redisCommand(R->rc, "XINFO GROUPS %s", R->stream);
-    if (!r || r->type != REDIS_REPLY_ARRAY) {
-        redis_failed(R, "XINFO GROUPS", r);
-        goto cleanup;
-    }
-    for (size_t g = 0; g < r->elements && ok; g++) {
-        const redisReply *info = r->element[g];
-        const redisReply *name = NULL, *last = NULL;
-        long long pending = -1;
-        if (info->type != REDIS_REPLY_ARRAY) {
-            ok = 0;
-            break;
-        }
-        for (size_t i = 0; i + 1 < info->elements; i += 2) {
-            const redisReply *k = info->element[i], *v = info->element[i + 1];
-            if (k->type != REDIS_REPLY_STRING) continue;
-            if (strcmp(k->str, "name") == 0 && v->type == REDIS_REPLY_STRING) name = v;
-            else if (strcmp(k->str, "last-delivered-id") == 0 && v->type == REDIS_REPLY_STRING) last = v;
-            else if (strcmp(k->str, "pending") == 0 && v->type == REDIS_REPLY_INTEGER) pending = v->integer;
-        }
-        struct sid need;
-        if (!name || !last || pending < 0 || parse_id(last->str, last->len, &need) != SX_OK) {
-            ok = 0;
-            break;
-        }
-        if (pending > 0) {
-            if (group_min_pending(R, name->str, name->len, &need) != SX_OK) {
-                ok = 0;
-                break;
-            }
-        } else if (need.seq == UINT64_MAX) {
-            need.ms++;
-            need.seq = 0;
-        } else {
-            need.seq++;
-        }
-        if (sid_less(need, min)) min = need;
-        groups++;
-    }
-    if (!ok || groups == 0 || (min.ms == 0 && min.seq == 0)) goto cleanup;
-    freeReplyObject(r);
-    char minid[48];
-    snprintf(minid, sizeof(minid), "%" PRIu64 "-%" PRIu64, min.ms, min.seq);
-    r = redisCommand(R->rc, "XTRIM %s MINID %s", R->stream, minid);
-    if (!r || r->type != REDIS_REPLY_INTEGER) redis_failed(R, "XTRIM", r);
-cleanup:
-    if (r) freeReplyObject(r);
-}
-
 /* ---- main ----------------------------------------------------------------- */
 
 static void usage(FILE *f)
@@ -1038,7 +934,7 @@ static void periodic(struct rollup *R)
     }
     if (R->acked && now >= R->next_trim_ns && redis_alive(R)) {
         R->acked = 0;
-        trim(R);
+        sx_redis_trim_consumed(R->rc, R->stream);
         R->next_trim_ns = now + TRIM_EVERY_NS;
     }
     if (now >= R->next_stats_ns) {
