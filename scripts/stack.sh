@@ -109,12 +109,14 @@ as_pg() {
 # pid of a running service of THIS stack, or nothing (status 1). The command line must
 # name this stack's paths, so a stale pid file never adopts another stack's process.
 svc_pid() {
-    local name=$1 pid="" want mine
+    local name=$1 pid="" want mine alt=""
     case $name in
     postgres)
         [[ -n ${PG_DATA:-} && -r $PG_DATA/postmaster.pid ]] && pid=$(head -n 1 "$PG_DATA/postmaster.pid")
         want=postgres mine=${PG_DATA:-} ;;
-    redis) want=redis-server mine=${SOCK_DIR:-}/redis.sock ;;
+    # redis-server shows its socket only once it has set its process title; until
+    # then (a window that widens under load) its command line names our config.
+    redis) want=redis-server mine=${SOCK_DIR:-}/redis.sock alt=$H/redis.conf ;;
     nginx) want=nginx mine=$NGX/ ;;
     ingest) want=sextant-ingest mine=$CONF ;;
     api) want=sextant-api mine=$CONF ;;
@@ -126,7 +128,7 @@ svc_pid() {
     [[ -n $pid ]] && alive "$pid" || return 1
     local cmd
     cmd=$(cmdline "$pid")
-    [[ $cmd == *"$want"* && $cmd == *"$mine"* ]] || return 1
+    [[ $cmd == *"$want"* && ($cmd == *"$mine"* || (-n $alt && $cmd == *"$alt"*)) ]] || return 1
     printf '%s' "$pid"
 }
 
