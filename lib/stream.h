@@ -1,5 +1,5 @@
 /* stream.h: the Redis ingest stream contract between sextant-ingest and the
- * stream consumers (sextant-persist, and sextant-rollup on metrics and spans).
+ * stream consumers (sextant-persist now, sextant-rollup later).
  *
  * One stream per signal: "<prefix>:stream:spans", "<prefix>:stream:logs" and
  * "<prefix>:stream:metrics". Each entry is one project's batch from one
@@ -15,10 +15,9 @@
  * Entries are added by a Lua script that refuses (returns nil) when XLEN is at
  * or over the high-water mark, so ingest answers 503 instead of growing the
  * stream without bound. Consumers read with consumer groups; sextant-persist's
- * group is "persist", sextant-rollup's "rollup" (metrics and spans).
- * Acknowledged entries are trimmed by the consumers (XTRIM MINID below the
- * oldest entry any group still needs); unconsumed entries are never
- * trimmed. */
+ * group is "persist". Acknowledged entries are trimmed by the consumers
+ * (XTRIM MINID below the oldest entry any group still needs); unconsumed
+ * entries are never trimmed. */
 #ifndef SX_STREAM_H
 #define SX_STREAM_H
 

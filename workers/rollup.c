@@ -1,26 +1,6 @@
-/* rollup.c: sextant-rollup: reads the metrics and spans streams (group "rollup") and rolls them into one-minute buckets in PostgreSQL.
+/* rollup.c: sextant-rollup: reads the metrics stream (group "rollup") and rolls data points into one-minute buckets in PostgreSQL.
  *
- * Design: one thread, one stream entry per transaction. One loop serves
- * every stream: R->src[] says, per stream, its key, its persist_ledger
- * name and the function that applies an entry; one XREADGROUP reads them
- * all, and claiming, trimming and dead-lettering are per stream.
- *
- * Spans (ledger stream "spans-red", never persist's "spans" rows): SERVER
- * and CONSUMER spans are added into red_1m per (service, operation = the
- * http.route or the span name, kind, minute of the start): requests, errors
- * (status code 2 or HTTP 5xx), status classes from
- * http.response.status_code / http.status_code, duration sum/min/max and a
- * histogram over fixed bounds (red_bounds, sql/007_red.sql). Edges into
- * edges_1m: a span whose parent is in the same entry with another service;
- * and a SERVER/CONSUMER span whose parent is not in the entry, through a
- * Redis map <prefix>:{p<id>}:spansvc:<span id hex> -> service written for
- * the SERVER, CLIENT and PRODUCER spans of every entry with a TTL of
- * SPANSVC_TTL_S (so a parent sent up to that long before its child, in an
- * earlier entry, is found; a child read before its parent's entry, or
- * after the TTL, gives no edge). The rows and the ledger row are written in
- * one transaction, then XACK.
- *
- * Metrics, for each entry:
+ * Design: one thread, one stream entry per transaction. For each entry:
  *   1. unpack the ExportMetricsServiceRequest and resolve every data point's
  *      series (metric name + point and resource attributes) to a
  *      metric_series id: an in-memory cache, else INSERT ... ON CONFLICT DO
@@ -76,7 +56,7 @@
 #include <systemd/sd-daemon.h>
 
 #define GROUP "rollup"
-#define LEDGER_STREAM "metrics" /* the metrics source's ledger rows (cumulative state look-ups) */
+#define LEDGER_STREAM "metrics"
 #define READ_COUNT 64
 #define ARENA_CHUNK ((size_t)1 << 20)
 #define ARENA_MAX ((size_t)1 << 30)
@@ -86,11 +66,6 @@
 #define STATS_EVERY_NS (10LL * 1000000000LL)
 #define MINUTE_NS 60000000000LL
 #define HASH_LEN 16
-#define SPANSVC_TTL_S 600 /* how long a CLIENT/PRODUCER span's service is remembered */
-/* Upper bounds (ms, inclusive) of red_1m/edges_1m dur_buckets; one more
- * bucket for +inf. Same as sql/007_red.sql and fcgi/api_perf.c. */
-static const double red_bounds[] = {1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
-#define SX_RED_NBUCKETS 14
 #define SERIES_CACHE_MAX ((size_t)1 << 20) /* entries; the cache is emptied when full */
 
 typedef Opentelemetry__Proto__Common__V1__KeyValue kv_t;
@@ -135,57 +110,16 @@ struct cumchange {
     struct sx_rollup_cum old, cur;
 };
 
-struct rollup;
-
-/* One stream this process consumes (group "rollup" on each): how its entries
- * are applied, and the loop's per-stream state. */
-struct source {
-    const char *suffix;  /* SX_STREAM_* */
-    const char *ledger;  /* persist_ledger stream name of its entries */
-    /* Applies one well-formed entry (project and body fields present) and
-     * acknowledges it; SX_OK when done, SX_ERR to retry it later. */
-    int (*apply)(struct rollup *R, struct source *S, long long project, const redisReply *fields,
-                 const redisReply *body, const char *id, size_t idlen);
-    char stream[160];
-    char dead[176];
-    int history;         /* re-reading our own pending entries from "0" */
-    int acked;
-    int64_t next_claim_ns, next_trim_ns;
-};
-
-/* One SERVER/CONSUMER (service, operation, kind, minute) row of red_1m, or
- * (with kind -1) one (parent service, child service, minute) row of
- * edges_1m: service/operation point into the entry's unpacked request. */
-struct redrow {
-    const char *service, *operation;
-    int kind;
-    int64_t bucket;
-    long long requests, errors, cls[4];
-    double sum, min, max;
-    long long buckets[SX_RED_NBUCKETS];
-};
-
-/* A span of the current traces entry, for parent look-ups. */
-struct spanref {
-    uint8_t id[8], parent[8];
-    int has_parent;
-    int kind;
-    const char *service;
-    const Opentelemetry__Proto__Trace__V1__Span *span;
-};
-
 /* The process state; one instance, owned by main. */
 struct rollup {
     struct sx_config cfg;
     char consumer[96];
-    struct source src[2];    /* metrics, spans */
+    char stream[160];
+    char dead[176];
     redisContext *rc;        /* NULL or dead while disconnected */
     PGconn *pg;              /* NULL while disconnected */
     struct sx_arena *arena;  /* one entry's unpacked request */
-    struct redrow *red;
-    size_t red_n, red_cap;
-    struct spanref *refs;
-    size_t refs_n, refs_cap;
+    int history;             /* re-reading our own pending entries from "0" */
     struct slot *cache;      /* series ids; power-of-two size */
     size_t cache_cap, cache_n;
     struct obs *obs;
@@ -195,8 +129,9 @@ struct rollup {
     struct cumchange *cum;
     size_t cum_n, cum_cap;
     struct sx_buf json, sql;
-    long long st_entries, st_points, st_skipped, st_dup, st_dead, st_spans;
-    int64_t next_stats_ns;
+    long long st_entries, st_points, st_skipped, st_dup, st_dead;
+    int acked;
+    int64_t next_claim_ns, next_trim_ns, next_stats_ns;
 };
 
 static volatile sig_atomic_t stop_flag;
@@ -417,16 +352,13 @@ static int redis_ready(struct rollup *R)
     if (redis_alive(R)) return SX_OK;
     int timeout = (int)R->cfg.persist_block_ms + 10000;
     if (sx_redis_ensure(&R->rc, &R->cfg, 2000, timeout) != SX_OK) return SX_ERR;
-    for (size_t i = 0; i < SX_ARRAY_LEN(R->src); i++) {
-        if (sx_redis_group_create(R->rc, R->src[i].stream, GROUP) != SX_OK) {
-            redisFree(R->rc);
-            R->rc = NULL;
-            return SX_ERR;
-        }
-        R->src[i].history = 1;
+    if (sx_redis_group_create(R->rc, R->stream, GROUP) != SX_OK) {
+        redisFree(R->rc);
+        R->rc = NULL;
+        return SX_ERR;
     }
-    sx_info("connected to redis; group %s on %s and %s, consumer %s", GROUP, R->src[0].stream, R->src[1].stream,
-            R->consumer);
+    sx_info("connected to redis; group %s on %s, consumer %s", GROUP, R->stream, R->consumer);
+    R->history = 1;
     return SX_OK;
 }
 
@@ -518,27 +450,26 @@ static int cum_store(struct rollup *R, long long project, const uint8_t hash[HAS
     return rc;
 }
 
-static int xack(struct rollup *R, struct source *S, const char *id, size_t idlen)
+static int xack(struct rollup *R, const char *id, size_t idlen)
 {
-    redisReply *r = redisCommand(R->rc, "XACK %s %s %b", S->stream, GROUP, id, idlen);
+    redisReply *r = redisCommand(R->rc, "XACK %s %s %b", R->stream, GROUP, id, idlen);
     int rc = r && r->type == REDIS_REPLY_INTEGER ? SX_OK : SX_ERR;
     if (rc != SX_OK) redis_failed(R, "XACK", r);
     if (r) freeReplyObject(r);
-    if (rc == SX_OK) S->acked = 1;
+    if (rc == SX_OK) R->acked = 1;
     return rc;
 }
 
 /* Copies an undecodable entry to <stream>:dead with an "error" field and
  * acknowledges it, atomically. */
-static int dead_letter(struct rollup *R, struct source *S, const char *id, size_t idlen, const redisReply *fields,
-                       const char *why)
+static int dead_letter(struct rollup *R, const char *id, size_t idlen, const redisReply *fields, const char *why)
 {
     sx_warn("entry %.*s dead-lettered: %s", (int)idlen, id, why);
     const char *argv[2 + 2 + 64];
     size_t argl[2 + 2 + 64];
     int argc = 0;
     argv[argc] = "XADD", argl[argc++] = 4;
-    argv[argc] = S->dead, argl[argc++] = strlen(S->dead);
+    argv[argc] = R->dead, argl[argc++] = strlen(R->dead);
     argv[argc] = "*", argl[argc++] = 1;
     argv[argc] = "error", argl[argc++] = 5;
     argv[argc] = why, argl[argc++] = strlen(why);
@@ -548,7 +479,7 @@ static int dead_letter(struct rollup *R, struct source *S, const char *id, size_
     if (argc % 2 == 0) argc--; /* field/value pairs only */
     redisAppendCommand(R->rc, "MULTI");
     redisAppendCommandArgv(R->rc, argc, argv, argl);
-    redisAppendCommand(R->rc, "XACK %s %s %b", S->stream, GROUP, id, idlen);
+    redisAppendCommand(R->rc, "XACK %s %s %b", R->stream, GROUP, id, idlen);
     redisAppendCommand(R->rc, "EXEC");
     int rc = SX_OK;
     for (int i = 0; i < 4; i++) {
@@ -840,61 +771,52 @@ static const redisReply *entry_field(const redisReply *fields, const char *name)
     return NULL;
 }
 
-/* The entry's ledger key: SHA-256 of project id and body, cut to 16 bytes,
- * as a bytea parameter in ah; the entry id, bounded, in eid. */
-static void entry_key(long long project, const redisReply *body, const char *id, size_t idlen, uint8_t hash[HASH_LEN],
-                      char ah[2 * HASH_LEN + 3], char eid[64])
+/* Applies one stream entry (see the design note). SX_OK when it is done
+ * (applied, already applied or dead-lettered, and acknowledged); SX_ERR to
+ * retry it later. */
+static int process_entry(struct rollup *R, const redisReply *item)
 {
-    char pfx[32];
-    int n = snprintf(pfx, sizeof(pfx), "%lld\n", project);
-    sha16(pfx, (size_t)n, body->str, body->len, "", 0, hash);
-    bytea_param(hash, ah);
-    snprintf(eid, 64, "%.*s", (int)SX_MIN(idlen, (size_t)63), id);
-}
+    if (item->type != REDIS_REPLY_ARRAY || item->elements != 2 || item->element[0]->type != REDIS_REPLY_STRING)
+        return SX_OK;
+    const char *id = item->element[0]->str;
+    size_t idlen = item->element[0]->len;
+    const redisReply *fields = item->element[1];
+    if (fields->type == REDIS_REPLY_NIL) return xack(R, id, idlen); /* deleted while pending */
+    if (fields->type != REDIS_REPLY_ARRAY || fields->elements % 2) return dead_letter(R, id, idlen, NULL, "malformed entry");
+    long long project = field_ll(entry_field(fields, SX_FIELD_PROJECT));
+    const redisReply *body = entry_field(fields, SX_FIELD_BODY);
+    if (!project) return dead_letter(R, id, idlen, fields, "missing or invalid project id field 'p'");
+    if (!body || body->type != REDIS_REPLY_STRING) return dead_letter(R, id, idlen, fields, "missing body field 'b'");
 
-/* BEGINs and inserts the entry's ledger row. 1: fresh (the transaction is
- * open); 0: applied before (rolled back); SX_ERR: a database error (rolled
- * back when the connection lives). */
-static int ledger_begin(struct rollup *R, const struct source *S, const char *ah, const char *eid)
-{
-    if (sx_pg_exec(R->pg, "BEGIN", "BEGIN") != SX_OK) return SX_ERR;
-    const char *lp[3] = {S->ledger, ah, eid};
-    PGresult *r = sx_pg_query(R->pg,
-                              "INSERT INTO persist_ledger (stream, entry_hash, entry_id) VALUES ($1, $2::bytea, $3) "
-                              "ON CONFLICT DO NOTHING RETURNING 1",
-                              3, lp, "persist_ledger insert");
-    if (!r) {
-        if (R->pg && PQstatus(R->pg) == CONNECTION_OK) sx_pg_exec(R->pg, "ROLLBACK", "ROLLBACK");
-        return SX_ERR;
-    }
-    int fresh = PQntuples(r) == 1;
-    PQclear(r);
-    if (!fresh) sx_pg_exec(R->pg, "ROLLBACK", "ROLLBACK");
-    return fresh;
-}
-
-/* Applies one metrics entry (see the design note). */
-static int apply_metrics(struct rollup *R, struct source *S, long long project, const redisReply *fields,
-                         const redisReply *body, const char *id, size_t idlen)
-{
     ProtobufCAllocator pa;
     sx_arena_reset(R->arena);
     sx_arena_pb_allocator(R->arena, &pa);
     sx_metrics_req *req = opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__unpack(
         &pa, body->len, (const uint8_t *)body->str);
-    if (!req) return dead_letter(R, S, id, idlen, fields, "protobuf unpack of field 'b' failed");
+    if (!req) return dead_letter(R, id, idlen, fields, "protobuf unpack of field 'b' failed");
 
     uint8_t hash[HASH_LEN];
-    char ah[2 * HASH_LEN + 3], eid[64];
-    entry_key(project, body, id, idlen, hash, ah, eid);
+    char pfx[32], ah[2 * HASH_LEN + 3], eid[64];
+    int n = snprintf(pfx, sizeof(pfx), "%lld\n", project);
+    sha16(pfx, (size_t)n, body->str, body->len, "", 0, hash);
+    bytea_param(hash, ah);
+    snprintf(eid, sizeof(eid), "%.*s", (int)SX_MIN(idlen, sizeof(eid) - 1), id);
 
     if (pg_ready(R) != SX_OK) return SX_ERR;
     if (collect(R, project, req) != SX_OK) return SX_ERR;
-    int fresh = ledger_begin(R, S, ah, eid);
-    if (fresh < 0) return SX_ERR;
+    if (sx_pg_exec(R->pg, "BEGIN", "BEGIN") != SX_OK) return SX_ERR;
+    const char *lp[3] = {LEDGER_STREAM, ah, eid};
+    PGresult *r = sx_pg_query(R->pg,
+                              "INSERT INTO persist_ledger (stream, entry_hash, entry_id) VALUES ($1, $2::bytea, $3) "
+                              "ON CONFLICT DO NOTHING RETURNING 1",
+                              3, lp, "persist_ledger insert");
+    if (!r) goto rollback;
+    int fresh = PQntuples(r) == 1;
+    PQclear(r);
     if (!fresh) {
+        sx_pg_exec(R->pg, "ROLLBACK", "ROLLBACK");
         R->st_dup++;
-        return xack(R, S, id, idlen);
+        return xack(R, id, idlen);
     }
     if (build_rows(R, project) != SX_OK || write_rows(R, project) != SX_OK) goto rollback;
     if (R->cum_n && cum_store(R, project, hash, 1) != SX_OK) goto rollback;
@@ -902,405 +824,74 @@ static int apply_metrics(struct rollup *R, struct source *S, long long project, 
     R->st_entries++;
     R->st_points += (long long)R->obs_n;
     if (R->cum_n) cum_store(R, project, hash, 0); /* best effort: the tagged state is right too */
-    return xack(R, S, id, idlen);
+    return xack(R, id, idlen);
 
 rollback:
     if (R->pg && PQstatus(R->pg) == CONNECTION_OK) sx_pg_exec(R->pg, "ROLLBACK", "ROLLBACK");
     return SX_ERR;
 }
 
-/* ---- spans: rate, errors, duration; edges ------------------------------------ */
-
-typedef Opentelemetry__Proto__Trace__V1__Span span_t;
-
-static const Opentelemetry__Proto__Common__V1__AnyValue *attr_find(kv_t **kv, size_t n, const char *key)
-{
-    for (size_t i = 0; i < n; i++)
-        if (kv[i]->key && strcmp(kv[i]->key, key) == 0) return kv[i]->value;
-    return NULL;
-}
-
-static const char *attr_str(kv_t **kv, size_t n, const char *key)
-{
-    const Opentelemetry__Proto__Common__V1__AnyValue *v = attr_find(kv, n, key);
-    return v && v->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE && *v->string_value
-               ? v->string_value
-               : NULL;
-}
-
-/* The HTTP status of a span (integer or numeric string), 0 when none. */
-static long span_http_status(const span_t *sp)
-{
-    static const char *const keys[] = {"http.response.status_code", "http.status_code"};
-    for (size_t k = 0; k < SX_ARRAY_LEN(keys); k++) {
-        const Opentelemetry__Proto__Common__V1__AnyValue *v = attr_find(sp->attributes, sp->n_attributes, keys[k]);
-        if (!v) continue;
-        if (v->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE)
-            return v->int_value >= 100 && v->int_value < 1000 ? (long)v->int_value : 0;
-        if (v->value_case == OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE) {
-            char *end;
-            long x = strtol(v->string_value, &end, 10);
-            return *end || x < 100 || x >= 1000 ? 0 : x;
-        }
-    }
-    return 0;
-}
-
-static size_t red_bucket(double ms)
-{
-    size_t b = 0;
-    while (b < SX_ARRAY_LEN(red_bounds) && ms > red_bounds[b]) b++;
-    return b;
-}
-
-/* The row of (service, operation, kind, bucket); kind -1 is an edge with
- * operation the child service. */
-static struct redrow *red_row(struct rollup *R, const char *service, const char *operation, int kind, int64_t bucket)
-{
-    for (size_t i = 0; i < R->red_n; i++) {
-        struct redrow *w = &R->red[i];
-        if (w->kind == kind && w->bucket == bucket && strcmp(w->service, service) == 0 &&
-            strcmp(w->operation, operation) == 0)
-            return w;
-    }
-    if (R->red_n == R->red_cap) {
-        R->red_cap = R->red_cap ? R->red_cap * 2 : 64;
-        R->red = xrealloc(R->red, R->red_cap * sizeof(*R->red));
-    }
-    struct redrow *w = &R->red[R->red_n++];
-    memset(w, 0, sizeof(*w));
-    w->service = service;
-    w->operation = operation;
-    w->kind = kind;
-    w->bucket = bucket;
-    return w;
-}
-
-static void red_add(struct redrow *w, int error, long status, double ms)
-{
-    w->requests++;
-    w->errors += error;
-    if (status >= 200 && status < 600) w->cls[status / 100 - 2]++;
-    w->sum += ms;
-    if (w->requests == 1 || ms < w->min) w->min = ms;
-    if (w->requests == 1 || ms > w->max) w->max = ms;
-    w->buckets[red_bucket(ms)]++;
-}
-
-static int ref_cmp(const void *a, const void *b)
-{
-    return memcmp(((const struct spanref *)a)->id, ((const struct spanref *)b)->id, 8);
-}
-
-static void spansvc_key(const struct rollup *R, long long project, const uint8_t id[8], char *out, size_t outlen)
-{
-    char suffix[32] = "spansvc:";
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < 8; i++) {
-        suffix[8 + 2 * i] = digits[id[i] >> 4];
-        suffix[9 + 2 * i] = digits[id[i] & 15];
-    }
-    suffix[24] = '\0';
-    sx_redis_pkey(out, outlen, &R->cfg, project, suffix);
-}
-
-/* Remembers the service of every SERVER, CLIENT and PRODUCER span for
- * SPANSVC_TTL_S, so a SERVER/CONSUMER child arriving in another request
- * finds its caller: CLIENT and PRODUCER spans are the usual remote parents;
- * SERVER spans too, for handlers that enqueue or call without a span of
- * their own. INTERNAL spans are left out to bound the map. SX_ERR on a
- * Redis failure. */
-static int spansvc_store(struct rollup *R, long long project)
-{
-    char key[224];
-    size_t sent = 0;
-    int rc = SX_OK;
-    for (size_t i = 0; i < R->refs_n; i++) {
-        const struct spanref *f = &R->refs[i];
-        if (f->kind != 2 && f->kind != 3 && f->kind != 4) continue;
-        spansvc_key(R, project, f->id, key, sizeof(key));
-        if (redisAppendCommand(R->rc, "SET %s %s EX %d", key, f->service, SPANSVC_TTL_S) != REDIS_OK) return SX_ERR;
-        sent++;
-    }
-    for (size_t i = 0; i < sent; i++) {
-        redisReply *r = NULL;
-        if (redisGetReply(R->rc, (void **)&r) != REDIS_OK || !r || r->type == REDIS_REPLY_ERROR) {
-            redis_failed(R, "SET spansvc", r);
-            rc = SX_ERR;
-            if (!r) break;
-        }
-        if (r) freeReplyObject(r);
-    }
-    return rc;
-}
-
-/* The service of a remote parent span, from the Redis map, copied into the
- * arena; NULL when unknown. *err is set on a Redis failure. */
-static const char *spansvc_load(struct rollup *R, long long project, const uint8_t id[8], int *err)
-{
-    char key[224];
-    spansvc_key(R, project, id, key, sizeof(key));
-    redisReply *r = redisCommand(R->rc, "GET %s", key);
-    if (!r || (r->type != REDIS_REPLY_STRING && r->type != REDIS_REPLY_NIL)) {
-        redis_failed(R, "GET spansvc", r);
-        if (r) freeReplyObject(r);
-        *err = 1;
-        return NULL;
-    }
-    const char *svc = r->type == REDIS_REPLY_STRING ? sx_arena_strndup(R->arena, r->str, r->len) : NULL;
-    freeReplyObject(r);
-    return svc;
-}
-
-/* Collects the entry's spans into R->refs (sorted by span id) and its
- * red_1m/edges_1m rows into R->red. SX_ERR on a Redis failure. */
-static int collect_spans(struct rollup *R, long long project, const sx_trace_req *req)
-{
-    R->refs_n = R->red_n = 0;
-    for (size_t i = 0; i < req->n_resource_spans; i++) {
-        const Opentelemetry__Proto__Trace__V1__ResourceSpans *rs = req->resource_spans[i];
-        const char *svc = rs->resource ? attr_str(rs->resource->attributes, rs->resource->n_attributes, "service.name")
-                                       : NULL;
-        if (!svc) svc = "unknown_service";
-        for (size_t j = 0; j < rs->n_scope_spans; j++)
-            for (size_t k = 0; k < rs->scope_spans[j]->n_spans; k++) {
-                const span_t *sp = rs->scope_spans[j]->spans[k];
-                if (sp->span_id.len != 8) continue;
-                if (R->refs_n == R->refs_cap) {
-                    R->refs_cap = R->refs_cap ? R->refs_cap * 2 : 256;
-                    R->refs = xrealloc(R->refs, R->refs_cap * sizeof(*R->refs));
-                }
-                struct spanref *f = &R->refs[R->refs_n++];
-                memcpy(f->id, sp->span_id.data, 8);
-                f->has_parent = sp->parent_span_id.len == 8;
-                if (f->has_parent) memcpy(f->parent, sp->parent_span_id.data, 8);
-                f->kind = (int)sp->kind;
-                f->service = svc;
-                f->span = sp;
-            }
-    }
-    qsort(R->refs, R->refs_n, sizeof(*R->refs), ref_cmp);
-    if (spansvc_store(R, project) != SX_OK) return SX_ERR;
-    for (size_t i = 0; i < R->refs_n; i++) {
-        const struct spanref *f = &R->refs[i];
-        const span_t *sp = f->span;
-        int server = f->kind == 2 || f->kind == 5;
-        long status = span_http_status(sp);
-        int error = (sp->status && sp->status->code == 2) || status >= 500;
-        double ms = sp->end_time_unix_nano > sp->start_time_unix_nano
-                        ? (double)(sp->end_time_unix_nano - sp->start_time_unix_nano) / 1e6
-                        : 0;
-        int64_t start = (int64_t)sp->start_time_unix_nano;
-        int64_t bucket = start - ((start % MINUTE_NS) + MINUTE_NS) % MINUTE_NS;
-        if (server) {
-            const char *op = attr_str(sp->attributes, sp->n_attributes, "http.route");
-            if (!op) op = sp->name && *sp->name ? sp->name : "unknown";
-            red_add(red_row(R, f->service, op, f->kind, bucket), error, status, ms);
-        }
-        if (!f->has_parent) continue;
-        struct spanref probe;
-        memcpy(probe.id, f->parent, 8);
-        const struct spanref *par = bsearch(&probe, R->refs, R->refs_n, sizeof(*R->refs), ref_cmp);
-        const char *psvc = NULL;
-        if (par) {
-            psvc = par->service;
-        } else if (server) {
-            int err = 0;
-            psvc = spansvc_load(R, project, f->parent, &err);
-            if (err) return SX_ERR;
-        }
-        if (psvc && strcmp(psvc, f->service) != 0) red_add(red_row(R, psvc, f->service, -1, bucket), error, status, ms);
-    }
-    return SX_OK;
-}
-
-static void put_buckets(struct sx_buf *b, const long long *v)
-{
-    sx_buf_putc(b, '{');
-    for (size_t i = 0; i < SX_RED_NBUCKETS; i++) sx_buf_printf(b, "%s%lld", i ? "," : "", v[i]);
-    sx_buf_putc(b, '}');
-    sx_buf_putc(b, '\0');
-}
-
-/* Upserts R->red into red_1m and edges_1m. SX_ERR on a database error. */
-static int write_red(struct rollup *R, long long project)
-{
-    char proj[24], kind[16], bucket[24], n[6][24], sum[40], mn[40], mx[40];
-    snprintf(proj, sizeof(proj), "%lld", project);
-    for (size_t i = 0; i < R->red_n; i++) {
-        const struct redrow *w = &R->red[i];
-        snprintf(bucket, sizeof(bucket), "%" PRId64, w->bucket);
-        snprintf(n[0], sizeof(n[0]), "%lld", w->requests);
-        snprintf(n[1], sizeof(n[1]), "%lld", w->errors);
-        for (int c = 0; c < 4; c++) snprintf(n[2 + c], sizeof(n[2 + c]), "%lld", w->cls[c]);
-        snprintf(sum, sizeof(sum), "%.17g", w->sum);
-        snprintf(mn, sizeof(mn), "%.17g", w->min);
-        snprintf(mx, sizeof(mx), "%.17g", w->max);
-        sx_buf_reset(&R->sql);
-        put_buckets(&R->sql, w->buckets);
-        PGresult *r;
-        if (w->kind < 0) {
-            const char *params[7] = {proj, w->service, w->operation, bucket, n[0], n[1], R->sql.data};
-            r = sx_pg_query(R->pg,
-                            "INSERT INTO edges_1m (project_id, parent_service, child_service, bucket_start_ns, calls, "
-                            "errors, dur_buckets) VALUES ($1, $2, $3, $4, $5, $6, $7::bigint[]) "
-                            "ON CONFLICT (project_id, parent_service, child_service, bucket_start_ns) DO UPDATE SET "
-                            "calls = edges_1m.calls + EXCLUDED.calls, errors = edges_1m.errors + EXCLUDED.errors, "
-                            "dur_buckets = ARRAY(SELECT a + b FROM unnest(edges_1m.dur_buckets, "
-                            "EXCLUDED.dur_buckets) AS u(a, b))",
-                            7, params, "edges_1m upsert");
-        } else {
-            snprintf(kind, sizeof(kind), "%d", w->kind);
-            const char *params[15] = {proj, w->service, w->operation, kind, bucket, n[0], n[1], n[2],
-                                      n[3], n[4],       n[5],         sum,  mn,     mx,   R->sql.data};
-            r = sx_pg_query(
-                R->pg,
-                "INSERT INTO red_1m (project_id, service, operation, kind, bucket_start_ns, requests, errors, s2xx, "
-                "s3xx, s4xx, s5xx, dur_sum_ms, dur_min_ms, dur_max_ms, dur_buckets) VALUES ($1, $2, $3, $4, $5, $6, "
-                "$7, $8, $9, $10, $11, $12, $13, $14, $15::bigint[]) "
-                "ON CONFLICT (project_id, service, operation, kind, bucket_start_ns) DO UPDATE SET "
-                "requests = red_1m.requests + EXCLUDED.requests, errors = red_1m.errors + EXCLUDED.errors, "
-                "s2xx = red_1m.s2xx + EXCLUDED.s2xx, s3xx = red_1m.s3xx + EXCLUDED.s3xx, "
-                "s4xx = red_1m.s4xx + EXCLUDED.s4xx, s5xx = red_1m.s5xx + EXCLUDED.s5xx, "
-                "dur_sum_ms = red_1m.dur_sum_ms + EXCLUDED.dur_sum_ms, "
-                "dur_min_ms = LEAST(red_1m.dur_min_ms, EXCLUDED.dur_min_ms), "
-                "dur_max_ms = GREATEST(red_1m.dur_max_ms, EXCLUDED.dur_max_ms), "
-                "dur_buckets = ARRAY(SELECT a + b FROM unnest(red_1m.dur_buckets, EXCLUDED.dur_buckets) AS u(a, b))",
-                15, params, "red_1m upsert");
-        }
-        if (!r) return SX_ERR;
-        PQclear(r);
-    }
-    return SX_OK;
-}
-
-/* Applies one traces entry: red_1m and edges_1m rows with the entry's
- * ledger row ("spans-red") in one transaction, then XACK. */
-static int apply_spans(struct rollup *R, struct source *S, long long project, const redisReply *fields,
-                       const redisReply *body, const char *id, size_t idlen)
-{
-    ProtobufCAllocator pa;
-    sx_arena_reset(R->arena);
-    sx_arena_pb_allocator(R->arena, &pa);
-    sx_trace_req *req = opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(
-        &pa, body->len, (const uint8_t *)body->str);
-    if (!req) return dead_letter(R, S, id, idlen, fields, "protobuf unpack of field 'b' failed");
-
-    uint8_t hash[HASH_LEN];
-    char ah[2 * HASH_LEN + 3], eid[64];
-    entry_key(project, body, id, idlen, hash, ah, eid);
-
-    if (pg_ready(R) != SX_OK) return SX_ERR;
-    if (collect_spans(R, project, req) != SX_OK) return SX_ERR;
-    int fresh = ledger_begin(R, S, ah, eid);
-    if (fresh < 0) return SX_ERR;
-    if (!fresh) {
-        R->st_dup++;
-        return xack(R, S, id, idlen);
-    }
-    if (write_red(R, project) != SX_OK) {
-        if (R->pg && PQstatus(R->pg) == CONNECTION_OK) sx_pg_exec(R->pg, "ROLLBACK", "ROLLBACK");
-        return SX_ERR;
-    }
-    if (sx_pg_exec(R->pg, "COMMIT", "COMMIT") != SX_OK) return SX_ERR;
-    R->st_entries++;
-    R->st_spans += (long long)R->refs_n;
-    return xack(R, S, id, idlen);
-}
-
-/* ---- the loop, over every source ------------------------------------------------ */
-
-/* Checks one stream entry and hands it to its source. SX_OK when it is done
- * (applied, already applied or dead-lettered, and acknowledged); SX_ERR to
- * retry it later. */
-static int process_entry(struct rollup *R, struct source *S, const redisReply *item)
-{
-    if (item->type != REDIS_REPLY_ARRAY || item->elements != 2 || item->element[0]->type != REDIS_REPLY_STRING)
-        return SX_OK;
-    const char *id = item->element[0]->str;
-    size_t idlen = item->element[0]->len;
-    const redisReply *fields = item->element[1];
-    if (fields->type == REDIS_REPLY_NIL) return xack(R, S, id, idlen); /* deleted while pending */
-    if (fields->type != REDIS_REPLY_ARRAY || fields->elements % 2)
-        return dead_letter(R, S, id, idlen, NULL, "malformed entry");
-    long long project = field_ll(entry_field(fields, SX_FIELD_PROJECT));
-    const redisReply *body = entry_field(fields, SX_FIELD_BODY);
-    if (!project) return dead_letter(R, S, id, idlen, fields, "missing or invalid project id field 'p'");
-    if (!body || body->type != REDIS_REPLY_STRING) return dead_letter(R, S, id, idlen, fields, "missing body field 'b'");
-    return S->apply(R, S, project, fields, body, id, idlen);
-}
-
 /* Processes an array of entries in order; stops at the first failure. */
-static int process_entries(struct rollup *R, struct source *S, const redisReply *arr, size_t *done)
+static int process_entries(struct rollup *R, const redisReply *arr, size_t *done)
 {
     *done = 0;
     if (arr->type != REDIS_REPLY_ARRAY) return SX_OK;
     for (size_t i = 0; i < arr->elements && !stop_flag; i++) {
-        if (process_entry(R, S, arr->element[i]) != SX_OK) return SX_ERR;
+        if (process_entry(R, arr->element[i]) != SX_OK) return SX_ERR;
         (*done)++;
     }
     return SX_OK;
 }
 
-/* One XREADGROUP over every source: our pending entries from "0" for the
- * sources re-reading their history, new ones (">") for the others; it
- * blocks only when no source is re-reading. SX_ERR on a failure (back off). */
+/* One XREADGROUP: our pending entries from "0" while history is set, else
+ * new ones (blocking). SX_ERR on a failure (back off). */
 static int read_cycle(struct rollup *R)
 {
-    enum { NS = SX_ARRAY_LEN(R->src) };
     char count[16], block[24];
-    const char *argv[9 + 2 * NS];
-    int argc = 0, history = 0;
     snprintf(count, sizeof(count), "%d", READ_COUNT);
     snprintf(block, sizeof(block), "%lld", R->cfg.persist_block_ms);
-    for (size_t i = 0; i < NS; i++) history |= R->src[i].history;
-    argv[argc++] = "XREADGROUP", argv[argc++] = "GROUP", argv[argc++] = GROUP, argv[argc++] = R->consumer;
-    argv[argc++] = "COUNT", argv[argc++] = count;
-    if (!history) argv[argc++] = "BLOCK", argv[argc++] = block; /* no BLOCK for history */
-    argv[argc++] = "STREAMS";
-    for (size_t i = 0; i < NS; i++) argv[argc++] = R->src[i].stream;
-    for (size_t i = 0; i < NS; i++) argv[argc++] = R->src[i].history ? "0" : ">";
+    const char *argv[] = {"XREADGROUP", "GROUP", GROUP,     R->consumer, "COUNT", count, "BLOCK",
+                          block,        "STREAMS", R->stream, R->history ? "0" : ">"};
+    int argc = (int)SX_ARRAY_LEN(argv);
+    if (R->history) { /* no BLOCK for history */
+        argv[6] = "STREAMS", argv[7] = R->stream, argv[8] = "0";
+        argc = 9;
+    }
     redisReply *r = redisCommandArgv(R->rc, argc, argv, NULL);
     if (!r || (r->type != REDIS_REPLY_ARRAY && r->type != REDIS_REPLY_NIL)) {
         redis_failed(R, "XREADGROUP", r);
         if (r) freeReplyObject(r);
         return SX_ERR;
     }
+    size_t got = 0, done = 0;
     int rc = SX_OK;
-    size_t got[NS] = {0};
-    for (size_t e = 0; r->type == REDIS_REPLY_ARRAY && e < r->elements && rc == SX_OK; e++) {
-        const redisReply *s = r->element[e];
-        if (s->type != REDIS_REPLY_ARRAY || s->elements != 2 || s->element[0]->type != REDIS_REPLY_STRING) continue;
-        for (size_t i = 0; i < NS; i++) {
-            struct source *S = &R->src[i];
-            if (strlen(S->stream) != s->element[0]->len || memcmp(S->stream, s->element[0]->str, s->element[0]->len))
-                continue;
-            const redisReply *entries = s->element[1];
-            size_t done = 0;
-            got[i] = entries->type == REDIS_REPLY_ARRAY ? entries->elements : 0;
-            rc = process_entries(R, S, entries, &done);
-            if (rc != SX_OK) S->history = 1; /* retry our pending entries */
-        }
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 1 && r->element[0]->type == REDIS_REPLY_ARRAY &&
+        r->element[0]->elements == 2) {
+        const redisReply *entries = r->element[0]->element[1];
+        got = entries->type == REDIS_REPLY_ARRAY ? entries->elements : 0;
+        rc = process_entries(R, entries, &done);
     }
     freeReplyObject(r);
-    if (rc != SX_OK) return SX_ERR;
-    for (size_t i = 0; i < NS; i++)
-        if (R->src[i].history && got[i] == 0) {
-            R->src[i].history = 0;
-            sx_info("own pending entries of %s done; reading new entries", R->src[i].stream);
-        }
+    if (rc != SX_OK) {
+        R->history = 1; /* retry our pending entries */
+        return SX_ERR;
+    }
+    if (R->history && got == 0) {
+        R->history = 0;
+        sx_info("own pending entries done; reading new entries");
+    }
     return SX_OK;
 }
 
-/* Reclaims entries of S idle longer than persist_claim_idle_ms from any
- * consumer of the group (a crashed instance) and processes them. */
-static void claim_cycle(struct rollup *R, struct source *S)
+/* Reclaims entries idle longer than persist_claim_idle_ms from any consumer
+ * of the group (a crashed instance) and processes them. */
+static void claim_cycle(struct rollup *R)
 {
     char cursor[64] = "0-0", idle[24];
     long long claimed = 0;
     snprintf(idle, sizeof(idle), "%lld", R->cfg.persist_claim_idle_ms);
     do {
-        redisReply *r = redisCommand(R->rc, "XAUTOCLAIM %s %s %s %s %s COUNT %d", S->stream, GROUP, R->consumer, idle,
+        redisReply *r = redisCommand(R->rc, "XAUTOCLAIM %s %s %s %s %s COUNT %d", R->stream, GROUP, R->consumer, idle,
                                      cursor, READ_COUNT);
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 2 || r->element[0]->type != REDIS_REPLY_STRING) {
             redis_failed(R, "XAUTOCLAIM", r);
@@ -1309,12 +900,12 @@ static void claim_cycle(struct rollup *R, struct source *S)
         }
         snprintf(cursor, sizeof(cursor), "%.*s", (int)r->element[0]->len, r->element[0]->str);
         size_t done = 0;
-        int rc = process_entries(R, S, r->element[1], &done);
+        int rc = process_entries(R, r->element[1], &done);
         claimed += (long long)done;
         freeReplyObject(r);
         if (rc != SX_OK) break;
     } while (strcmp(cursor, "0-0") != 0 && !stop_flag);
-    if (claimed) sx_info("reclaimed %lld idle pending entries of %s", claimed, S->stream);
+    if (claimed) sx_info("reclaimed %lld idle pending entries", claimed);
 }
 
 /* ---- main ----------------------------------------------------------------- */
@@ -1324,9 +915,8 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: sextant-rollup [--config FILE] [--set name=value]... [--instance NAME] [--help]\n"
             "\n"
-            "Reads the metrics and spans streams (consumer group \"rollup\" on each) and rolls data points\n"
-            "and SERVER/CONSUMER spans into one-minute buckets in PostgreSQL (metric_series,\n"
-            "metric_points_1m; red_1m, edges_1m). Run one instance.\n"
+            "Reads the metrics stream (consumer group \"rollup\") and rolls data points into one-minute\n"
+            "buckets in PostgreSQL (metric_series, metric_points_1m). Run one instance.\n"
             "  --config FILE     settings file (default: $SEXTANT_CONFIG, else $SEXTANT_HOME/sextant.conf,\n"
             "                    else ./var/sextant.conf; a missing default file is fine)\n"
             "  --set name=value  override one setting (may repeat; applied after the file)\n"
@@ -1338,24 +928,21 @@ static void usage(FILE *f)
 static void periodic(struct rollup *R)
 {
     int64_t now = sx_mono_ns();
-    for (size_t i = 0; i < SX_ARRAY_LEN(R->src); i++) {
-        struct source *S = &R->src[i];
-        if (now >= S->next_claim_ns && redis_alive(R)) {
-            claim_cycle(R, S);
-            S->next_claim_ns = now + R->cfg.persist_claim_idle_ms / 2 * 1000000LL;
-        }
-        if (S->acked && now >= S->next_trim_ns && redis_alive(R)) {
-            S->acked = 0;
-            sx_redis_trim_consumed(R->rc, S->stream);
-            S->next_trim_ns = now + TRIM_EVERY_NS;
-        }
+    if (now >= R->next_claim_ns && redis_alive(R)) {
+        claim_cycle(R);
+        R->next_claim_ns = now + R->cfg.persist_claim_idle_ms / 2 * 1000000LL;
+    }
+    if (R->acked && now >= R->next_trim_ns && redis_alive(R)) {
+        R->acked = 0;
+        sx_redis_trim_consumed(R->rc, R->stream);
+        R->next_trim_ns = now + TRIM_EVERY_NS;
     }
     if (now >= R->next_stats_ns) {
         if (R->st_entries || R->st_dup || R->st_dead || R->st_skipped)
-            sx_info("rolled up %lld points and %lld spans of %lld entries; %lld already applied, %lld dead-lettered, "
-                    "%lld points skipped (exponential histograms, summaries, oversized)",
-                    R->st_points, R->st_spans, R->st_entries, R->st_dup, R->st_dead, R->st_skipped);
-        R->st_points = R->st_spans = R->st_entries = R->st_dup = R->st_dead = R->st_skipped = 0;
+            sx_info("rolled up %lld points of %lld entries; %lld already applied, %lld dead-lettered, %lld points "
+                    "skipped (exponential histograms, summaries, oversized)",
+                    R->st_points, R->st_entries, R->st_dup, R->st_dead, R->st_skipped);
+        R->st_points = R->st_entries = R->st_dup = R->st_dead = R->st_skipped = 0;
         R->next_stats_ns = now + STATS_EVERY_NS;
     }
 }
@@ -1374,16 +961,8 @@ int main(int argc, char **argv)
     cli.instance = instance;
     sx_cli_log_init(&cli, &R.cfg);
     snprintf(R.consumer, sizeof(R.consumer), "rollup-%s", instance);
-    R.src[0].suffix = SX_STREAM_METRICS;
-    R.src[0].ledger = "metrics";
-    R.src[0].apply = apply_metrics;
-    R.src[1].suffix = SX_STREAM_SPANS;
-    R.src[1].ledger = "spans-red"; /* never the "spans" rows of sextant-persist */
-    R.src[1].apply = apply_spans;
-    for (size_t i = 0; i < SX_ARRAY_LEN(R.src); i++) {
-        sx_redis_key(R.src[i].stream, sizeof(R.src[i].stream), &R.cfg, R.src[i].suffix);
-        snprintf(R.src[i].dead, sizeof(R.src[i].dead), "%s:dead", R.src[i].stream);
-    }
+    sx_redis_key(R.stream, sizeof(R.stream), &R.cfg, SX_STREAM_METRICS);
+    snprintf(R.dead, sizeof(R.dead), "%s:dead", R.stream);
 
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
@@ -1408,7 +987,7 @@ int main(int argc, char **argv)
     }
     if (!stop_flag) {
         int64_t now = sx_mono_ns();
-        for (size_t i = 0; i < SX_ARRAY_LEN(R.src); i++) R.src[i].next_claim_ns = now;
+        R.next_claim_ns = now;
         R.next_stats_ns = now + STATS_EVERY_NS;
         sd_notify(0, "READY=1");
         sx_info("ready: block %lld ms, claim idle %lld ms", R.cfg.persist_block_ms, R.cfg.persist_claim_idle_ms);
@@ -1433,8 +1012,6 @@ int main(int argc, char **argv)
     free(R.obs);
     free(R.rows);
     free(R.cum);
-    free(R.red);
-    free(R.refs);
     sx_info("stopped");
     return 0;
 }

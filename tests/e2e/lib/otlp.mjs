@@ -343,25 +343,7 @@ export function decodeRpcStatus(buf) {
   };
 }
 
-/** KeyValue fields -> {key: value} for string, bool, int (Number) and double values. */
-function decodeScalarAttributes(kvs) {
-  const out = {};
-  for (const { value: kv } of kvs) {
-    const kvf = pbFields(kv);
-    const key = first(kvf, 1)?.toString('utf8');
-    const any = first(kvf, 2);
-    if (key === undefined || !any) continue;
-    const vf = pbFields(any);
-    if (vf.has(1)) out[key] = first(vf, 1).toString('utf8');
-    else if (vf.has(2)) out[key] = first(vf, 2) !== 0n;
-    else if (vf.has(3)) out[key] = Number(BigInt.asIntN(64, first(vf, 3)));
-    else if (vf.has(4)) out[key] = first(vf, 4).readDoubleLE();
-  }
-  return out;
-}
-
-/** Spans of a protobuf ExportTraceServiceRequest (ids hex, times as strings;
- * attributes: scalar values only; statusCode: 0 unset, 1 ok, 2 error). */
+/** Spans of a protobuf ExportTraceServiceRequest (ids hex, times as strings). */
 export function decodeTraceRequestSpans(buf) {
   const spans = [];
   for (const { value: rs } of pbFields(buf).get(1) ?? []) {
@@ -389,8 +371,6 @@ export function decodeTraceRequestSpans(buf) {
           startTimeUnixNano: first(f, 7) ? first(f, 7).readBigUInt64LE().toString() : '0',
           endTimeUnixNano: first(f, 8) ? first(f, 8).readBigUInt64LE().toString() : '0',
           service,
-          attributes: decodeScalarAttributes(f.get(9) ?? []),
-          statusCode: first(f, 15) ? Number(first(pbFields(first(f, 15)), 3) ?? 0n) : 0,
         });
       }
     }
