@@ -1,6 +1,8 @@
 /* loadgen.c: HTTPS OTLP/protobuf load generator for POST /v1/traces (libcurl multi, keep-alive). */
 #include "sx.h"
 
+#include "opentelemetry/proto/collector/logs/v1/logs_service.pb-c.h"
+#include "opentelemetry/proto/collector/metrics/v1/metrics_service.pb-c.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
 
 #include <curl/curl.h>
@@ -32,6 +34,9 @@ typedef Opentelemetry__Proto__Trace__V1__Span pb_span;
 
 #define STATUS_SLOTS 600
 
+enum { SIG_TRACES, SIG_LOGS, SIG_METRICS };
+static const char *const signal_names[] = {"traces", "logs", "metrics"};
+
 struct options {
     const char *url;
     const char *key;
@@ -39,6 +44,7 @@ struct options {
     const char *fixture;
     int insecure;
     int body_spans;
+    int signal; /* SIG_TRACES, SIG_LOGS, SIG_METRICS */
     int connections;
     int threads;
     double duration_s;
@@ -136,11 +142,15 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: loadgen --url URL --key KEY [--body-spans N] [--connections N] [--duration S]\n"
             "               [--rate REQ_PER_S] [--threads N] [--cacert FILE | --insecure]\n"
-            "               [--fixture FILE] [--json]\n"
+            "               [--fixture FILE] [--signal traces|logs|metrics] [--json]\n"
             "Sends OTLP/protobuf trace batches to URL (127.0.0.1 or localhost only) over\n"
             "kept-alive HTTP/1.1 connections; every request carries new trace ids.\n"
             "  --body-spans N   spans per request, a multiple of the fixture's (65): 65, 520\n"
-            "  --rate R         requests per second in total (default: as fast as possible)\n");
+            "  --rate R         requests per second in total (default: as fast as possible)\n"
+            "  --signal S       logs: the fixture is an ExportLogsServiceRequest (times moved to now,\n"
+            "                   trace ids patched per request); metrics: an ExportMetricsServiceRequest\n"
+            "                   sent as it is. --body-spans is ignored; *spans* in the output count\n"
+            "                   log records or metric data points.\n");
 }
 
 static int parse_double(const char *s, double lo, double hi, double *out)
@@ -162,6 +172,7 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"threads", required_argument, NULL, 't'},   {"cacert", required_argument, NULL, 'C'},
         {"insecure", no_argument, NULL, 'I'},        {"fixture", required_argument, NULL, 'f'},
         {"json", no_argument, NULL, 'j'},            {"help", no_argument, NULL, 'h'},
+        {"signal", required_argument, NULL, 'S'},
         {NULL, 0, NULL, 0}};
     double v;
     int ch;
@@ -180,6 +191,12 @@ static int parse_options(int argc, char **argv, struct options *o)
         case 'I': o->insecure = 1; break;
         case 'f': o->fixture = optarg; break;
         case 'j': o->json = 1; break;
+        case 'S':
+            if (strcmp(optarg, "traces") == 0) o->signal = SIG_TRACES;
+            else if (strcmp(optarg, "logs") == 0) o->signal = SIG_LOGS;
+            else if (strcmp(optarg, "metrics") == 0) o->signal = SIG_METRICS;
+            else goto bad;
+            break;
         case 'b':
             if (parse_double(optarg, 1, 1000000, &v)) goto bad;
             o->body_spans = (int)v;
@@ -424,6 +441,90 @@ out:
     return rc;
 }
 
+/* Logs and metrics bodies: the fixture as one request. Logs get their times
+ * moved to now and every 16-byte trace id's first 8 bytes patched per request
+ * (patch_body), so the ledger sees a new entry each time; metrics go as they
+ * are (the same points every request). b->spans counts log records or data
+ * points. */
+static int build_body_other(const struct options *o, struct body_tmpl *b)
+{
+    size_t rawlen = 0, cap = 0, n = 0;
+    uint8_t *raw = read_file(o->fixture, &rawlen);
+    int rc = SX_ERR;
+
+    if (!raw) return SX_ERR;
+    if (o->signal == SIG_METRICS) {
+        Opentelemetry__Proto__Collector__Metrics__V1__ExportMetricsServiceRequest *m =
+            opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__unpack(NULL, rawlen, raw);
+        if (!m) {
+            fprintf(stderr, "loadgen: %s is not an ExportMetricsServiceRequest\n", o->fixture);
+            goto out;
+        }
+        for (size_t r = 0; r < m->n_resource_metrics; r++)
+            for (size_t s = 0; s < m->resource_metrics[r]->n_scope_metrics; s++)
+                for (size_t i = 0; i < m->resource_metrics[r]->scope_metrics[s]->n_metrics; i++) {
+                    const Opentelemetry__Proto__Metrics__V1__Metric *x = m->resource_metrics[r]->scope_metrics[s]->metrics[i];
+                    if (x->gauge) n += x->gauge->n_data_points;
+                    else if (x->sum) n += x->sum->n_data_points;
+                    else if (x->histogram) n += x->histogram->n_data_points;
+                    else if (x->exponential_histogram) n += x->exponential_histogram->n_data_points;
+                    else if (x->summary) n += x->summary->n_data_points;
+                }
+        opentelemetry__proto__collector__metrics__v1__export_metrics_service_request__free_unpacked(m, NULL);
+        b->data = raw;
+        b->len = rawlen;
+        raw = NULL;
+        b->spans = n;
+        b->tid_off = sx_xcalloc(1, sizeof(*b->tid_off));
+        return n ? SX_OK : SX_ERR;
+    }
+    Opentelemetry__Proto__Collector__Logs__V1__ExportLogsServiceRequest *l =
+        opentelemetry__proto__collector__logs__v1__export_logs_service_request__unpack(NULL, rawlen, raw);
+    if (!l) {
+        fprintf(stderr, "loadgen: %s is not an ExportLogsServiceRequest\n", o->fixture);
+        goto out;
+    }
+    uint64_t latest = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t r = 0; r < l->n_resource_logs; r++)
+            for (size_t s = 0; s < l->resource_logs[r]->n_scope_logs; s++)
+                for (size_t i = 0; i < l->resource_logs[r]->scope_logs[s]->n_log_records; i++) {
+                    Opentelemetry__Proto__Logs__V1__LogRecord *x = l->resource_logs[r]->scope_logs[s]->log_records[i];
+                    if (pass == 0) {
+                        latest = SX_MAX(latest, SX_MAX(x->time_unix_nano, x->observed_time_unix_nano));
+                        n++;
+                        continue;
+                    }
+                    uint64_t delta = (uint64_t)sx_now_ns() - 1000000000ULL - latest;
+                    if (x->time_unix_nano) x->time_unix_nano += delta;
+                    if (x->observed_time_unix_nano) x->observed_time_unix_nano += delta;
+                }
+    b->len = opentelemetry__proto__collector__logs__v1__export_logs_service_request__get_packed_size(l);
+    b->data = sx_xmalloc(b->len);
+    opentelemetry__proto__collector__logs__v1__export_logs_service_request__pack(l, b->data);
+    b->spans = n;
+    cap = n + 1;
+    b->tid_off = sx_xcalloc(cap, sizeof(*b->tid_off));
+    for (size_t r = 0; r < l->n_resource_logs; r++)
+        for (size_t s = 0; s < l->resource_logs[r]->n_scope_logs; s++)
+            for (size_t i = 0; i < l->resource_logs[r]->scope_logs[s]->n_log_records; i++) {
+                const ProtobufCBinaryData *t = &l->resource_logs[r]->scope_logs[s]->log_records[i]->trace_id;
+                const uint8_t *hit;
+                if (t->len != 16 || b->n_tid == cap) continue;
+                hit = memmem(b->data, b->len, t->data, 16);
+                if (hit) b->tid_off[b->n_tid++] = (size_t)(hit - b->data);
+            }
+    opentelemetry__proto__collector__logs__v1__export_logs_service_request__free_unpacked(l, NULL);
+    if (b->n_tid == 0) {
+        fprintf(stderr, "loadgen: no trace id in %s to make requests distinct\n", o->fixture);
+        goto out;
+    }
+    rc = SX_OK;
+out:
+    free(raw);
+    return rc;
+}
+
 /* Unpacks a patched body once and checks its span and trace counts. */
 static int verify_body(const struct body_tmpl *b)
 {
@@ -645,12 +746,12 @@ static void report(const struct options *o, const struct body_tmpl *b, const str
                "\"duration_s\":%.3f,\"requests\":%llu,\"ok\":%llu,\"rejected_503\":%llu,\"rejected_429\":%llu,"
                "\"other\":%llu,\"errors\":%llu,\"partial\":%llu,\"connects\":%llu,\"req_per_s\":%.1f,"
                "\"accepted_spans\":%llu,\"spans_per_s\":%.1f,\"mean_ms\":%.3f,\"p50_ms\":%.3f,\"p90_ms\":%.3f,"
-               "\"p99_ms\":%.3f,\"max_ms\":%.3f,\"trace_base\":%llu}\n",
+               "\"p99_ms\":%.3f,\"max_ms\":%.3f,\"trace_base\":%llu,\"signal\":\"%s\"}\n",
                b->spans, b->len, o->connections, o->threads, o->rate, elapsed, (unsigned long long)s->done,
                (unsigned long long)ok, (unsigned long long)s503, (unsigned long long)s429,
                (unsigned long long)other, (unsigned long long)err, (unsigned long long)s->partial,
                (unsigned long long)s->connects, rps, (unsigned long long)(ok * b->spans), sps, mean, p50, p90, p99,
-               mx, (unsigned long long)trace_base);
+               mx, (unsigned long long)trace_base, signal_names[o->signal]);
         return;
     }
     printf("target        %s\n", o->url);
@@ -682,7 +783,9 @@ int main(int argc, char **argv)
     if (parse_options(argc, argv, &o)) return 2;
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return 1;
     if (check_target(o.url, resolve_entry, sizeof(resolve_entry))) goto out;
-    if (build_body(&o, &body) || verify_body(&body)) goto out;
+    if (o.signal != SIG_TRACES ? build_body_other(&o, &body)
+                               : (build_body(&o, &body) || verify_body(&body)))
+        goto out;
     trace_base = (uint64_t)sx_now_ns();
     atomic_store(&trace_counter, trace_base);
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench.sh: `make bench`: runs a throwaway Sextant stack under load and prints the performance table.
 #
-# Phases (about 4 minutes in all), every load aimed at 127.0.0.1 only:
+# Phases (about 7 minutes in all; 4 with BENCH_QUERIES=0), every load aimed at 127.0.0.1 only:
 #   copy     raw PostgreSQL COPY ceiling for the fixture's span rows (build/bench/copyrate)
 #   e2e      60 s of load at BENCH_E2E_RATE spans/s, then waits for sextant-persist to go
 #            quiet: persisted spans/s, backlog at the end of the load, rows in PostgreSQL
@@ -11,6 +11,14 @@
 #   sat520   the same with 520 spans per request
 #   latency  65 spans per request at 50% of the sustained end-to-end rate, with persist
 #            running: p50/p99 below saturation
+#   logs     (BENCH_QUERIES=1) BENCH_SIGNAL_SECONDS of logs-proto.bin requests at saturation
+#            (new trace ids per request), persist running: accepted and persisted logs/s
+#   metrics  the same with metrics-1-proto.bin to /v1/metrics: accepted data points/s
+#   queries  (BENCH_QUERIES=1) realistic volume COPYed straight into PostgreSQL by
+#            build/bench/seed (spans in traces of 10 with their traces rows, logs with varied
+#            words) and 100 metric series x 24 h of minutes (SQL), then sequential API
+#            requests through nginx (build/bench/apiq): trace list, trace by id, log search,
+#            metric query p50/p99
 #   RSS      VmRSS / VmHWM of every program, sampled each second during the load phases
 # Between load phases the stream is left to drain for BENCH_DRAIN_WAIT seconds; a backlog
 # still there then is discarded (persist stopped, stream deleted, persist started) so the
@@ -29,6 +37,13 @@
 #   BENCH_DRAIN_WAIT      seconds to let the stream drain between phases (10)
 #   BENCH_CONNECTIONS     concurrent connections for the saturation runs (24)
 #   BENCH_COPY_ROWS       rows for the COPY ceiling (200000)
+#   BENCH_QUERIES         1 runs the query phase, 0 skips it (1)
+#   BENCH_SIGNAL_SECONDS  length of the logs and metrics saturation runs (15)
+#   BENCH_FULL=1          seed the issue's volume: 10,000,000 spans and 1,000,000 logs
+#   BENCH_SEED_SPANS      spans to seed otherwise (2000000)
+#   BENCH_SEED_LOGS       logs to seed otherwise (1000000)
+#   BENCH_QUERY_SAMPLES   sequential requests per query (200)
+#   BENCH_QUERY_MAX_S     at most this many seconds of requests per query (20)
 #   BENCH_FIXTURE         the OTLP request body (shared/otlp-fixtures/traces-proto.bin)
 # Figures never decide the exit status: it is nonzero only when the run itself failed.
 set -euo pipefail
@@ -45,6 +60,15 @@ DRAIN_WAIT=${BENCH_DRAIN_WAIT:-10}
 CONNS=${BENCH_CONNECTIONS:-24}
 COPY_ROWS=${BENCH_COPY_ROWS:-200000}
 FIXTURE=${BENCH_FIXTURE:-}
+QUERIES=${BENCH_QUERIES:-1}
+if [[ ${BENCH_FULL:-0} == 1 ]]; then
+    SEED_SPANS=10000000 SEED_LOGS=1000000
+else
+    SEED_SPANS=${BENCH_SEED_SPANS:-2000000} SEED_LOGS=${BENCH_SEED_LOGS:-1000000}
+fi
+Q_SAMPLES=${BENCH_QUERY_SAMPLES:-200}
+SIG_S=${BENCH_SIGNAL_SECONDS:-15}
+Q_MAX_S=${BENCH_QUERY_MAX_S:-20}
 if [[ -z $FIXTURE ]]; then
     for f in "$REPO/tests/fixtures/traces-proto.bin" "$REPO/../shared/otlp-fixtures/traces-proto.bin" \
         /work/shared/otlp-fixtures/traces-proto.bin; do
@@ -58,10 +82,10 @@ die() {
     exit 1
 }
 
-for t in loadgen copyrate; do
+for t in loadgen copyrate seed apiq; do
     [[ -x $TOOLS/$t ]] || die "$TOOLS/$t not found: run make bench (or make bench-bins)"
 done
-for p in sextant-ingest sextant-api sextant-persist sextantctl; do
+for p in sextant-ingest sextant-api sextant-persist sextant-rollup sextantctl; do
     [[ -x $BIN/$p ]] || die "$BIN/$p not found: run make (or set SEXTANT_BIN)"
 done
 [[ -r $FIXTURE ]] || die "fixture traces-proto.bin not found: set BENCH_FIXTURE"
@@ -92,7 +116,7 @@ STACK_STARTED=0
 # A snapshot of the programs: a rebuild of bin/ during the run must not swap the binaries
 # under a restarted service.
 mkdir -p "$H/bin"
-for p in sextant-ingest sextant-api sextant-persist sextantctl; do
+for p in sextant-ingest sextant-api sextant-persist sextant-rollup sextantctl; do
     cp "$BIN/$p" "$H/bin/$p"
 done
 RUN_BIN=$H/bin
@@ -145,6 +169,8 @@ stack up >"$OUT/stack.log" 2>&1 || { tail -n 30 "$OUT/stack.log" >&2; die "stack
 envval() { sed -n "s/^$1=//p" "$H/demo.env" | head -n 1; }
 URL="$(envval SEXTANT_OTLP_ENDPOINT)/v1/traces"
 KEY=$(envval SEXTANT_INGEST_KEY)
+API="$(envval SEXTANT_URL)/api/v1/projects/$(envval SEXTANT_PROJECT)"
+TOKEN=$(envval SEXTANT_TOKEN)
 CA=$(envval SEXTANT_CA)
 PROJECT_ID=$(envval SEXTANT_PROJECT_ID)
 CONF=$H/sextant.conf
@@ -199,7 +225,7 @@ group_pids() {
     esac
 }
 
-GROUPS_SAMPLED="ingest nginx redis persist postgres api loadgen"
+GROUPS_SAMPLED="ingest nginx redis persist postgres api rollup loadgen"
 # Once a second, one line per program: phase ms name rss_kb_sum hwm_kb_max nprocs cpu_ticks,
 # and one for the whole machine ("all": busy ticks of every CPU, from /proc/stat); the
 # stream's state goes to stream.txt: phase ms xlen lag pending spans_written.
@@ -387,6 +413,103 @@ LAT_RATE=$(calc "$PERSIST_RATE / 65 * 0.5" %.1f)
 say "latency: ${LAT_S}s at $LAT_RATE req/s (50% of the sustained end-to-end rate), 16 connections"
 LAT_J=$(loadgen latency --body-spans 65 --connections 16 --duration "$LAT_S" --rate "$LAT_RATE")
 describe "$LAT_J"
+
+# ---- query latency with realistic volume
+# apiq NAME URLFILE: sequential GETs; keeps the JSON in $OUT/NAME.json and prints it.
+apiq() {
+    local out
+    phase "q-$1"
+    out=$("$TOOLS/apiq" --urls "$2" --token "$TOKEN" --cacert "$CA" --samples "$Q_SAMPLES" \
+        --max-seconds "$Q_MAX_S" --name "$1" 2>>"$OUT/apiq.err") || say "  apiq $1: not every answer was a 200 (see $OUT/apiq.err)"
+    phase idle
+    printf '%s\n' "$out" >"$OUT/$1.json"
+    say "  $1: p50 $(jget "$out" p50_ms) ms, p99 $(jget "$out" p99_ms) ms, max $(jget "$out" max_ms) ms" \
+        "($(jget "$out" samples) requests, $(jget "$out" avg_bytes) bytes each)"
+    printf '%s' "$out"
+}
+if [[ $QUERIES == 1 ]]; then
+    FIXDIR=$(dirname "$FIXTURE")
+    BASE_URL=${URL%/v1/traces}
+    lwritten() { local v; v=$(rcli GET "$PREFIX:persist:logs_written"); printf '%s' "${v:-0}"; }
+    say "logs: ${SIG_S}s of $FIXDIR/logs-proto.bin at saturation, $CONNS connections, persist running"
+    LW0=$(lwritten)
+    T0=$(now_ms)
+    LOGS_J=$(loadgen logs --signal logs --url "$BASE_URL/v1/logs" --fixture "$FIXDIR/logs-proto.bin" \
+        --connections "$CONNS" --duration "$SIG_S")
+    describe "$LOGS_J"
+    # persisted: logs_written growth until it stays still for 2 s (at most 30 s after the load)
+    phase logs-drain
+    prev=-1 still=0 lt=$(now_ms) deadline=$(($(date +%s) + 30))
+    while (($(date +%s) < deadline)); do
+        w=$(lwritten)
+        if [[ $w == "$prev" ]]; then
+            still=$((still + 1))
+            ((still >= 4)) && break
+        else
+            still=0 prev=$w lt=$(now_ms)
+        fi
+        sleep 0.5
+    done
+    phase idle
+    LOGS_WRITTEN=$(($(lwritten) - LW0))
+    LOGS_PERSIST_RATE=$(calc "$LOGS_WRITTEN / (($lt - $T0) / 1000.0)")
+    LOGS_ROWS=$(psqlq "SELECT count(*) FROM logs WHERE project_id = $PROJECT_ID")
+    say "  persisted $LOGS_WRITTEN logs: $LOGS_PERSIST_RATE logs/s from the load's start to the last write"
+    say "metrics: ${SIG_S}s of $FIXDIR/metrics-1-proto.bin at saturation, $CONNS connections, persist and rollup running"
+    MET_J=$(loadgen metrics --signal metrics --url "$BASE_URL/v1/metrics" --fixture "$FIXDIR/metrics-1-proto.bin" \
+        --connections "$CONNS" --duration "$SIG_S")
+    describe "$MET_J"
+    MET_XLEN=$(rcli XLEN "$PREFIX:stream:metrics")
+    sleep 2
+
+    say "queries: seeding $SEED_SPANS spans and $SEED_LOGS logs by COPY (BENCH_FULL=${BENCH_FULL:-0})"
+    phase seed
+    T0=$(now_ms)
+    SEED_J=$("$TOOLS/seed" --conninfo "$PG_CONNINFO" --project "$PROJECT_ID" --spans "$SEED_SPANS" \
+        --logs "$SEED_LOGS" 2>>"$OUT/seed.err") || { tail -n 5 "$OUT/seed.err" >&2; die "seed failed"; }
+    # 100 series of one metric, one point a minute for 24 h
+    psqlq "INSERT INTO metric_series (project_id, name, type, unit, temporality, monotonic, attributes, attrs_hash)
+           SELECT $PROJECT_ID, 'bench.requests', 'sum', '1', 'delta', true,
+                  json_build_object('route', '/r' || i, 'resource.service.name', 'svc' || (i % 8)),
+                  substring(sha256(('bench.requests/' || i)::bytea) for 16)
+           FROM generate_series(1, 100) i ON CONFLICT DO NOTHING;
+           INSERT INTO metric_points_1m (project_id, series_id, bucket_start_ns, count, sum, min, max, last)
+           SELECT $PROJECT_ID, s.id, ((extract(epoch from now())::bigint / 60 - m) * 60) * 1000000000,
+                  6, 60 + (m % 17), 5, 15, 10
+           FROM metric_series s, generate_series(1, 1440) m
+           WHERE s.project_id = $PROJECT_ID AND s.name = 'bench.requests' ON CONFLICT DO NOTHING;
+           ANALYZE spans; ANALYZE traces; ANALYZE logs; ANALYZE metric_series; ANALYZE metric_points_1m;"
+    SEED_SECS=$(calc "($(now_ms) - $T0) / 1000.0" %.1f)
+    phase idle
+    N_SPANS=$(psqlq "SELECT count(*) FROM spans WHERE project_id = $PROJECT_ID")
+    N_TRACES=$(psqlq "SELECT count(*) FROM traces WHERE project_id = $PROJECT_ID")
+    N_LOGS=$(psqlq "SELECT count(*) FROM logs WHERE project_id = $PROJECT_ID")
+    RARE=$(jget "$SEED_J" rare_word)
+    N_RARE=$(psqlq "SELECT count(*) FROM logs WHERE project_id = $PROJECT_ID AND search @@ websearch_to_tsquery('simple', '$RARE')")
+    N_COMMON=$(psqlq "SELECT count(*) FROM logs WHERE project_id = $PROJECT_ID AND search @@ websearch_to_tsquery('simple', 'request')")
+    N_POINTS=$(psqlq "SELECT count(*) FROM metric_points_1m p JOIN metric_series s ON s.id = p.series_id
+                      WHERE s.project_id = $PROJECT_ID AND s.name = 'bench.requests'")
+    say "  seeded in $SEED_SECS s; the project now holds $N_SPANS spans, $N_TRACES traces, $N_LOGS logs" \
+        "($N_RARE with '$RARE', $N_COMMON with 'request'), $N_POINTS metric points"
+    Q=$OUT/urls
+    mkdir -p "$Q"
+    printf '%s/traces\n' "$API" >"$Q/traces"
+    printf '%s/traces?service=payments-worker\n' "$API" >"$Q/traces-svc"
+    psqlq "SELECT encode(trace_id, 'hex') FROM traces WHERE project_id = $PROJECT_ID ORDER BY random() LIMIT 200" |
+        sed "s|^|$API/traces/|" >"$Q/trace-id"
+    printf '%s/logs?q=%s\n' "$API" "$RARE" >"$Q/logs-rare"
+    printf '%s/logs?q=request\n' "$API" >"$Q/logs-common"
+    printf '%s/metrics/query?name=bench.requests&agg=sum&timeRange=24h&groupBy=route\n' "$API" >"$Q/metrics-100"
+    printf '%s/metrics/query?name=bench.requests&agg=sum&timeRange=24h\n' "$API" >"$Q/metrics-sum"
+    say "queries: $Q_SAMPLES sequential requests each (at most ${Q_MAX_S}s), through nginx"
+    QT_J=$(apiq traces "$Q/traces")
+    QTS_J=$(apiq traces-svc "$Q/traces-svc")
+    QTI_J=$(apiq trace-id "$Q/trace-id")
+    QLR_J=$(apiq logs-rare "$Q/logs-rare")
+    QLC_J=$(apiq logs-common "$Q/logs-common")
+    QM_J=$(apiq metrics-100 "$Q/metrics-100")
+    QMS_J=$(apiq metrics-sum "$Q/metrics-sum")
+fi
 phase finished
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -473,14 +596,41 @@ fi
     done
     printf '| PostgreSQL COPY ceiling: %s rows into a spans-like table, one transaction | - | %s rows/s (%s MB/s) | - |\n' \
         "$(fmt "$COPY_ROWS")" "$(fmt "$(jget "$COPY_J" rows_per_s)")" "$(jget "$COPY_J" mb_per_s)"
+    if [[ $QUERIES == 1 ]]; then
+        # qrow LABEL TARGET_TEXT TARGET_MS JSON: one query row, met when p99 < TARGET_MS
+        qrow() {
+            printf '| %s | %s | p50 %s ms, p99 %s ms (max %s ms; %s requests, %s non-200) | %s |\n' "$1" "$2" \
+                "$(jget "$4" p50_ms)" "$(jget "$4" p99_ms)" "$(jget "$4" max_ms)" "$(jget "$4" samples)" \
+                "$(($(jget "$4" other) + $(jget "$4" errors)))" "$(yes_no "$(jget "$4" p99_ms) < $3")"
+        }
+        printf '| query volume: seeded %s spans + %s logs by COPY (%s; %s s), project now holds | - | %s spans, %s traces, %s logs, %s metric points | - |\n' \
+            "$(fmt "$SEED_SPANS")" "$(fmt "$SEED_LOGS")" \
+            "$([[ ${BENCH_FULL:-0} == 1 ]] && echo "BENCH_FULL=1, the issue's volume" || echo "not the issue's 10,000,000 spans: BENCH_FULL=1 for that")" \
+            "$SEED_SECS" "$(fmt "$N_SPANS")" "$(fmt "$N_TRACES")" "$(fmt "$N_LOGS")" "$(fmt "$N_POINTS")"
+        printf '| accepted log records/s, logs-proto.bin (10 records, %s B), %s conns, %s s, persist running | - | %s (p50 %s ms, p99 %s ms; 503: %s, other: %s) | - |\n' \
+            "$(jget "$LOGS_J" body_bytes)" "$CONNS" "$SIG_S" "$(fmt "$(jget "$LOGS_J" spans_per_s)")" \
+            "$(jget "$LOGS_J" p50_ms)" "$(jget "$LOGS_J" p99_ms)" "$(jget "$LOGS_J" rejected_503)" "$(sum3 "$LOGS_J")"
+        printf '| persisted logs/s (sx:persist:logs_written, load start to last write) | - | %s (%s of %s accepted; %s rows in logs) | - |\n' \
+            "$(fmt "$LOGS_PERSIST_RATE")" "$(fmt "$LOGS_WRITTEN")" "$(fmt "$(jget "$LOGS_J" accepted_spans)")" "$(fmt "$LOGS_ROWS")"
+        printf '| accepted metric points/s, metrics-1-proto.bin (%s points, %s B), %s conns, %s s, rollup running | - | %s (p50 %s ms, p99 %s ms; 503: %s, other: %s; stream:metrics xlen %s at the end) | - |\n' \
+            "$(jget "$MET_J" body_spans)" "$(jget "$MET_J" body_bytes)" "$CONNS" "$SIG_S" "$(fmt "$(jget "$MET_J" spans_per_s)")" \
+            "$(jget "$MET_J" p50_ms)" "$(jget "$MET_J" p99_ms)" "$(jget "$MET_J" rejected_503)" "$(sum3 "$MET_J")" "$MET_XLEN"
+        qrow "API trace list, default page (last 24 h, 20 traces)" "p99 < 100 ms" 100 "$QT_J"
+        qrow "API trace list, service=payments-worker" "p99 < 100 ms" 100 "$QTS_J"
+        qrow "API trace by id (200 random traces of 10 spans)" "p99 < 20 ms" 20 "$QTI_J"
+        qrow "API log search, rare word ($(fmt "$N_RARE") matches)" "p99 < 200 ms" 200 "$QLR_J"
+        qrow "API log search, common word 'request' ($(fmt "$N_COMMON") matches)" "p99 < 200 ms" 200 "$QLC_J"
+        qrow "API metric query, 24 h of 1-minute points, 100 series (groupBy=route)" "p99 < 50 ms" 50 "$QM_J"
+        qrow "API metric query, 24 h of 1-minute points, sum over 100 series" "p99 < 50 ms" 50 "$QMS_J"
+    fi
     printf '\nBacklog after sat65: %s; after sat520: %s.' "$SAT65_BACKLOG" "$SAT520_BACKLOG"
     [[ -n $DISCARDED ]] && printf ' Stream entries discarded between phases: %s.' "$DISCARDED"
     printf '\n\nCPU cores used per phase (%s CPUs; "other" is everything outside the stack and loadgen):\n\n' "$(nproc)"
-    printf '| phase | ingest | nginx | redis | persist | postgres | api | loadgen | other | machine |\n'
-    printf '|---|---|---|---|---|---|---|---|---|---|\n'
-    for ph in e2e e2e-drain sat65 sat520 latency; do
+    printf '| phase | ingest | nginx | redis | persist | postgres | api | rollup | loadgen | other | machine |\n'
+    printf '|---|---|---|---|---|---|---|---|---|---|---|\n'
+    for ph in e2e e2e-drain sat65 sat520 latency logs metrics; do
         row="" known=0
-        for g in ingest nginx redis persist postgres api loadgen; do
+        for g in ingest nginx redis persist postgres api rollup loadgen; do
             v=$(cpu "$g" "$ph")
             row="$row | $v"
             [[ $v != - ]] && known=$(calc "$known + $v" %.2f)
