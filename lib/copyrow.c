@@ -259,3 +259,19 @@ const int64_t *sx_copyrow_days_get(struct sx_copyrow_days *d, size_t *n)
     *n = d->n;
     return d->v;
 }
+
+void sx_copyrow_scratch_init(struct sx_copyrow_scratch *s, size_t max_json)
+{
+    sx_buf_init(&s->json, max_json);
+    sx_buf_init(&s->b64, max_json);
+    sx_buf_init(&s->res, max_json * 2);
+    sx_copyrow_days_init(&s->days);
+}
+
+void sx_copyrow_scratch_term(struct sx_copyrow_scratch *s)
+{
+    sx_buf_term(&s->json);
+    sx_buf_term(&s->b64);
+    sx_buf_term(&s->res);
+    sx_copyrow_days_term(&s->days);
+}

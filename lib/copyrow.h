@@ -95,4 +95,25 @@ int sx_copyrow_days_add(struct sx_copyrow_days *d, int64_t day);
  * and lives until the next add, reset or term. Cannot fail. */
 const int64_t *sx_copyrow_days_get(struct sx_copyrow_days *d, size_t *n);
 
+/* One UTC day in ns, the width of a daily partition. */
+#define SX_DAY_NS 86400000000000LL
+/* Latest time whose day partition the sextant_ensure_*_partition functions
+ * can create: the upper bound of the next day must still fit in a bigint. */
+#define SX_COPYROW_TIME_MAX_NS ((INT64_MAX / SX_DAY_NS) * SX_DAY_NS - 1)
+
+/* Scratch state every row encoder keeps between calls; embedded in the
+ * encoder, which owns the buffers (freed by sx_copyrow_scratch_term). */
+struct sx_copyrow_scratch {
+    struct sx_buf json;          /* one JSON document before COPY escaping */
+    struct sx_buf b64;           /* base64 of bytes values */
+    struct sx_buf res;           /* COPY-escaped resource JSON of the current resource group */
+    struct sx_copyrow_days days; /* UTC day starts (ns) of the rows */
+};
+
+/* Empty buffers bounded by max_json (the resource one by twice that).
+ * Cannot fail: buffers allocate on first use. */
+void sx_copyrow_scratch_init(struct sx_copyrow_scratch *s, size_t max_json);
+/* Frees every buffer and the days list. */
+void sx_copyrow_scratch_term(struct sx_copyrow_scratch *s);
+
 #endif

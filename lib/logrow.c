@@ -14,37 +14,27 @@ typedef Opentelemetry__Proto__Logs__V1__LogRecord pb_log;
 typedef Opentelemetry__Proto__Logs__V1__ResourceLogs pb_rlogs;
 typedef Opentelemetry__Proto__Logs__V1__ScopeLogs pb_slogs;
 
-/* Largest time whose day partition sextant_ensure_log_partition can create:
- * the upper bound of the next day must still fit in a bigint. */
-#define TIME_MAX_NS ((INT64_MAX / SX_DAY_NS) * SX_DAY_NS - 1)
-
 void sx_logrow_init(struct sx_logrow *e, size_t max_json)
 {
     memset(e, 0, sizeof(*e));
-    sx_buf_init(&e->json, max_json);
-    sx_buf_init(&e->b64, max_json);
-    sx_buf_init(&e->res, max_json * 2);
-    sx_copyrow_days_init(&e->days);
+    sx_copyrow_scratch_init(&e->s, max_json);
 }
 
 void sx_logrow_term(struct sx_logrow *e)
 {
-    sx_buf_term(&e->json);
-    sx_buf_term(&e->b64);
-    sx_buf_term(&e->res);
-    sx_copyrow_days_term(&e->days);
+    sx_copyrow_scratch_term(&e->s);
 }
 
 void sx_logrow_reset(struct sx_logrow *e)
 {
-    sx_copyrow_days_reset(&e->days);
+    sx_copyrow_days_reset(&e->s.days);
     e->rows = 0;
     e->skipped = 0;
 }
 
 const int64_t *sx_logrow_days(struct sx_logrow *e, size_t *n)
 {
-    return sx_copyrow_days_get(&e->days, n);
+    return sx_copyrow_days_get(&e->s.days, n);
 }
 
 /* ---- COPY text field writers ------------------------------------------- */
@@ -71,10 +61,10 @@ static int put_body(struct sx_logrow *e, struct sx_buf *out, const pb_any *body)
         return sx_buf_puts(out, "\tf");
     }
     struct sx_json w;
-    sx_buf_reset(&e->json);
-    sx_json_init(&w, &e->json);
-    sx_copyrow_json_any(&w, &e->b64, body, 0);
-    if (w.err || sx_copyrow_json(out, e->json.data, e->json.len) != SX_OK) return SX_ERR;
+    sx_buf_reset(&e->s.json);
+    sx_json_init(&w, &e->s.json);
+    sx_copyrow_json_any(&w, &e->s.b64, body, 0);
+    if (w.err || sx_copyrow_json(out, e->s.json.data, e->s.json.len) != SX_OK) return SX_ERR;
     return sx_buf_puts(out, "\tt");
 }
 
@@ -108,8 +98,8 @@ static int put_row(struct sx_logrow *e, struct sx_buf *out, const struct row_ctx
     if (sx_copyrow_text(out, rc->service, strlen(rc->service)) || tab(out)) return SX_ERR;
     if (sx_copyrow_opt_text(out, rc->scope_name) || tab(out)) return SX_ERR;
     if (sx_copyrow_opt_text(out, rc->scope_version) || tab(out)) return SX_ERR;
-    if (sx_copyrow_attrs(out, &e->json, &e->b64, lr->attributes, lr->n_attributes) || tab(out)) return SX_ERR;
-    if (sx_buf_append(out, e->res.data, e->res.len) || sx_buf_putc(out, '\n')) return SX_ERR;
+    if (sx_copyrow_attrs(out, &e->s.json, &e->s.b64, lr->attributes, lr->n_attributes) || tab(out)) return SX_ERR;
+    if (sx_buf_append(out, e->s.res.data, e->s.res.len) || sx_buf_putc(out, '\n')) return SX_ERR;
     return SX_OK;
 }
 
@@ -120,23 +110,23 @@ static int prepare_resource(struct sx_logrow *e, const pb_rlogs *rl, const char 
     size_t n = rl->resource ? rl->resource->n_attributes : 0;
     const char *svc = sx_copyrow_find_str(kvs, n, "service.name");
     *service = svc ? svc : "unknown_service";
-    sx_buf_reset(&e->res);
-    return sx_copyrow_attrs(&e->res, &e->json, &e->b64, kvs, n);
+    sx_buf_reset(&e->s.res);
+    return sx_copyrow_attrs(&e->s.res, &e->s.json, &e->s.b64, kvs, n);
 }
 
-/* The row's time (see logrow.h); -1 when it is past TIME_MAX_NS. */
+/* The row's time (see logrow.h); -1 when it is past SX_COPYROW_TIME_MAX_NS. */
 static int64_t row_time(const pb_log *lr, int64_t recv_ns)
 {
     uint64_t t = lr->time_unix_nano ? lr->time_unix_nano : lr->observed_time_unix_nano;
-    if (t == 0) return recv_ns >= 0 && recv_ns <= TIME_MAX_NS ? recv_ns : -1;
-    return t <= (uint64_t)TIME_MAX_NS ? (int64_t)t : -1;
+    if (t == 0) return recv_ns >= 0 && recv_ns <= SX_COPYROW_TIME_MAX_NS ? recv_ns : -1;
+    return t <= (uint64_t)SX_COPYROW_TIME_MAX_NS ? (int64_t)t : -1;
 }
 
 int sx_logrow_encode(struct sx_logrow *e, const Opentelemetry__Proto__Collector__Logs__V1__ExportLogsServiceRequest *req,
                      long long project_id, int64_t recv_ns, struct sx_buf *out)
 {
-    size_t out_len = out->len, ndays = e->days.n, rows = e->rows, skipped = e->skipped;
-    int sorted = e->days.sorted;
+    size_t out_len = out->len, ndays = e->s.days.n, rows = e->rows, skipped = e->skipped;
+    int sorted = e->s.days.sorted;
     struct row_ctx rc;
     rc.project_id = project_id;
     for (size_t r = 0; r < req->n_resource_logs; r++) {
@@ -156,7 +146,7 @@ int sx_logrow_encode(struct sx_logrow *e, const Opentelemetry__Proto__Collector_
                     continue;
                 }
                 if (put_row(e, out, &rc, lr, t) != SX_OK) goto fail;
-                if (sx_copyrow_days_add(&e->days, sx_spanrow_day(t)) != SX_OK) goto fail;
+                if (sx_copyrow_days_add(&e->s.days, sx_spanrow_day(t)) != SX_OK) goto fail;
                 e->rows++;
             }
         }
@@ -166,9 +156,9 @@ int sx_logrow_encode(struct sx_logrow *e, const Opentelemetry__Proto__Collector_
 fail:
     out->len = out_len;
     if (out->data) out->data[out_len] = '\0';
-    e->days.n = ndays;
+    e->s.days.n = ndays;
     e->rows = rows;
     e->skipped = skipped;
-    e->days.sorted = sorted;
+    e->s.days.sorted = sorted;
     return SX_ERR;
 }

@@ -43,10 +43,7 @@
 /* Encoder state; embedded by the caller (init/term). Fields are private
  * except rows and skipped (read-only). */
 struct sx_logrow {
-    struct sx_buf json;    /* scratch: one JSON document before COPY escaping */
-    struct sx_buf b64;     /* scratch: base64 of bytes values */
-    struct sx_buf res;     /* COPY-escaped resource JSON of the current ResourceLogs */
-    struct sx_copyrow_days days; /* UTC day starts (ns) of the rows, see sx_logrow_days */
+    struct sx_copyrow_scratch s; /* scratch buffers, current resource JSON, row days */
     size_t rows;           /* rows written since the last reset */
     size_t skipped;        /* records skipped (time out of range) since the last reset */
 };

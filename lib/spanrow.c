@@ -15,25 +15,15 @@ typedef Opentelemetry__Proto__Trace__V1__Span pb_span;
 typedef Opentelemetry__Proto__Trace__V1__ResourceSpans pb_rspans;
 typedef Opentelemetry__Proto__Trace__V1__ScopeSpans pb_sspans;
 
-/* Largest start time whose day partition sextant_ensure_span_partition can
- * create: the upper bound of the next day must still fit in a bigint. */
-#define START_MAX_NS ((INT64_MAX / SX_DAY_NS) * SX_DAY_NS - 1)
-
 void sx_spanrow_init(struct sx_spanrow *e, size_t max_json)
 {
     memset(e, 0, sizeof(*e));
-    sx_buf_init(&e->json, max_json);
-    sx_buf_init(&e->b64, max_json);
-    sx_buf_init(&e->res, max_json * 2);
-    sx_copyrow_days_init(&e->days);
+    sx_copyrow_scratch_init(&e->s, max_json);
 }
 
 void sx_spanrow_term(struct sx_spanrow *e)
 {
-    sx_buf_term(&e->json);
-    sx_buf_term(&e->b64);
-    sx_buf_term(&e->res);
-    sx_copyrow_days_term(&e->days);
+    sx_copyrow_scratch_term(&e->s);
     free(e->meta);
     e->meta = NULL;
     e->nmeta = e->meta_cap = 0;
@@ -41,7 +31,7 @@ void sx_spanrow_term(struct sx_spanrow *e)
 
 void sx_spanrow_reset(struct sx_spanrow *e)
 {
-    sx_copyrow_days_reset(&e->days);
+    sx_copyrow_days_reset(&e->s.days);
     e->nmeta = 0;
     e->rows = 0;
     e->skipped = 0;
@@ -56,7 +46,7 @@ int64_t sx_spanrow_day(int64_t start_ns)
 
 const int64_t *sx_spanrow_days(struct sx_spanrow *e, size_t *n)
 {
-    return sx_copyrow_days_get(&e->days, n);
+    return sx_copyrow_days_get(&e->s.days, n);
 }
 
 /* A slot for the next row's meta; NULL when memory ran out. */
@@ -91,8 +81,8 @@ static int put_events(struct sx_spanrow *e, struct sx_buf *out, const pb_span *s
 {
     if (sp->n_events == 0) return sx_buf_puts(out, "\\N");
     struct sx_json w;
-    sx_buf_reset(&e->json);
-    sx_json_init(&w, &e->json);
+    sx_buf_reset(&e->s.json);
+    sx_json_init(&w, &e->s.json);
     sx_json_arr_open(&w);
     for (size_t i = 0; i < sp->n_events; i++) {
         const Opentelemetry__Proto__Trace__V1__Span__Event *ev = sp->events[i];
@@ -103,20 +93,20 @@ static int put_events(struct sx_spanrow *e, struct sx_buf *out, const pb_span *s
         sx_json_key(&w, "name");
         sx_json_strz(&w, ev->name ? ev->name : "");
         sx_json_key(&w, "attributes");
-        sx_copyrow_json_kvs(&w, &e->b64, ev->attributes, ev->n_attributes, 0);
+        sx_copyrow_json_kvs(&w, &e->s.b64, ev->attributes, ev->n_attributes, 0);
         sx_json_obj_close(&w);
     }
     sx_json_arr_close(&w);
     if (w.err) return SX_ERR;
-    return sx_copyrow_json(out, e->json.data, e->json.len);
+    return sx_copyrow_json(out, e->s.json.data, e->s.json.len);
 }
 
 static int put_links(struct sx_spanrow *e, struct sx_buf *out, const pb_span *sp)
 {
     if (sp->n_links == 0) return sx_buf_puts(out, "\\N");
     struct sx_json w;
-    sx_buf_reset(&e->json);
-    sx_json_init(&w, &e->json);
+    sx_buf_reset(&e->s.json);
+    sx_json_init(&w, &e->s.json);
     sx_json_arr_open(&w);
     for (size_t i = 0; i < sp->n_links; i++) {
         const Opentelemetry__Proto__Trace__V1__Span__Link *ln = sp->links[i];
@@ -129,12 +119,12 @@ static int put_links(struct sx_spanrow *e, struct sx_buf *out, const pb_span *sp
         sx_json_key(&w, "traceState");
         sx_json_strz(&w, ln->trace_state ? ln->trace_state : "");
         sx_json_key(&w, "attributes");
-        sx_copyrow_json_kvs(&w, &e->b64, ln->attributes, ln->n_attributes, 0);
+        sx_copyrow_json_kvs(&w, &e->s.b64, ln->attributes, ln->n_attributes, 0);
         sx_json_obj_close(&w);
     }
     sx_json_arr_close(&w);
     if (w.err) return SX_ERR;
-    return sx_copyrow_json(out, e->json.data, e->json.len);
+    return sx_copyrow_json(out, e->s.json.data, e->s.json.len);
 }
 
 /* ---- promoted fields ---------------------------------------------------- */
@@ -239,11 +229,11 @@ static int put_row(struct sx_spanrow *e, struct sx_buf *out, const struct row_ct
     if (sx_copyrow_opt_text(out, sp->trace_state) || sx_buf_putc(out, '\t')) return SX_ERR;
     if (sx_copyrow_opt_text(out, rc->scope_name) || sx_buf_putc(out, '\t')) return SX_ERR;
     if (sx_copyrow_opt_text(out, rc->scope_version) || sx_buf_putc(out, '\t')) return SX_ERR;
-    if (sx_copyrow_attrs(out, &e->json, &e->b64, sp->attributes, sp->n_attributes) || sx_buf_putc(out, '\t'))
+    if (sx_copyrow_attrs(out, &e->s.json, &e->s.b64, sp->attributes, sp->n_attributes) || sx_buf_putc(out, '\t'))
         return SX_ERR;
     if (put_events(e, out, sp) || sx_buf_putc(out, '\t')) return SX_ERR;
     if (put_links(e, out, sp) || sx_buf_putc(out, '\t')) return SX_ERR;
-    if (sx_buf_append(out, e->res.data, e->res.len) || sx_buf_putc(out, '\n')) return SX_ERR;
+    if (sx_buf_append(out, e->s.res.data, e->s.res.len) || sx_buf_putc(out, '\n')) return SX_ERR;
     memcpy(m->trace_id, sp->trace_id.data, 16);
     m->start = start;
     m->end = end;
@@ -260,15 +250,15 @@ static int prepare_resource(struct sx_spanrow *e, const pb_rspans *rs, const cha
     size_t n = rs->resource ? rs->resource->n_attributes : 0;
     const char *svc = sx_copyrow_find_str(kvs, n, "service.name");
     *service = svc ? svc : "unknown_service";
-    sx_buf_reset(&e->res);
-    return sx_copyrow_attrs(&e->res, &e->json, &e->b64, kvs, n);
+    sx_buf_reset(&e->s.res);
+    return sx_copyrow_attrs(&e->s.res, &e->s.json, &e->s.b64, kvs, n);
 }
 
 int sx_spanrow_encode(struct sx_spanrow *e, const Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest *req,
                       long long project_id, struct sx_buf *out)
 {
-    size_t out_len = out->len, ndays = e->days.n, rows = e->rows, skipped = e->skipped, nmeta = e->nmeta;
-    int sorted = e->days.sorted;
+    size_t out_len = out->len, ndays = e->s.days.n, rows = e->rows, skipped = e->skipped, nmeta = e->nmeta;
+    int sorted = e->s.days.sorted;
     struct row_ctx rc;
     rc.project_id = project_id;
     for (size_t r = 0; r < req->n_resource_spans; r++) {
@@ -283,14 +273,14 @@ int sx_spanrow_encode(struct sx_spanrow *e, const Opentelemetry__Proto__Collecto
             for (size_t i = 0; i < ss->n_spans; i++) {
                 const pb_span *sp = ss->spans[i];
                 if (!sp || sp->trace_id.len != 16 || sp->span_id.len != 8 ||
-                    sp->start_time_unix_nano > (uint64_t)START_MAX_NS) {
+                    sp->start_time_unix_nano > (uint64_t)SX_COPYROW_TIME_MAX_NS) {
                     e->skipped++;
                     continue;
                 }
                 int64_t start = (int64_t)sp->start_time_unix_nano;
                 struct sx_spanrow_meta *m = next_meta(e);
                 if (!m || put_row(e, out, &rc, sp, start, m) != SX_OK) goto fail;
-                if (sx_copyrow_days_add(&e->days, sx_spanrow_day(start)) != SX_OK) goto fail;
+                if (sx_copyrow_days_add(&e->s.days, sx_spanrow_day(start)) != SX_OK) goto fail;
                 e->nmeta++;
                 e->rows++;
             }
@@ -301,10 +291,10 @@ int sx_spanrow_encode(struct sx_spanrow *e, const Opentelemetry__Proto__Collecto
 fail:
     out->len = out_len;
     if (out->data) out->data[out_len] = '\0';
-    e->days.n = ndays;
+    e->s.days.n = ndays;
     e->rows = rows;
     e->skipped = skipped;
     e->nmeta = nmeta;
-    e->days.sorted = sorted;
+    e->s.days.sorted = sorted;
     return SX_ERR;
 }

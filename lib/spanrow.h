@@ -44,8 +44,6 @@
     "scope_version, attributes, events, links, resource"
 #define SX_SPANROW_NCOLUMNS 21
 
-#define SX_DAY_NS 86400000000000LL
-
 /* What a trace summary needs of one encoded row. name_off/svc_off point
  * into the out buffer given to sx_spanrow_encode, at the row's name and
  * service fields as written there (COPY-escaped, without the tab). */
@@ -62,10 +60,7 @@ struct sx_spanrow_meta {
 /* Encoder state; embedded by the caller (init/term). Fields are private
  * except through the functions below and meta/nmeta (read-only). */
 struct sx_spanrow {
-    struct sx_buf json;    /* scratch: one JSON document before COPY escaping */
-    struct sx_buf b64;     /* scratch: base64 of bytes values */
-    struct sx_buf res;     /* COPY-escaped resource JSON of the current ResourceSpans */
-    struct sx_copyrow_days days; /* UTC day starts (ns) of the rows, see sx_spanrow_days */
+    struct sx_copyrow_scratch s; /* scratch buffers, current resource JSON, row days */
     struct sx_spanrow_meta *meta; /* one per row since the last reset, in row order */
     size_t nmeta, meta_cap;
     size_t rows;           /* rows written since the last reset (== nmeta) */
