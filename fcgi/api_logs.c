@@ -9,8 +9,14 @@
  * wherever they lie), limit/cursor. Newest first; ties in time are ordered
  * by the row's tuple id, which the cursor carries (see apiutil.h).
  *
- * With q, the rows come from the GIN index and are then sorted (see
- * log_sql), so a rare word costs as much as its matches.
+ * With q the search runs in steps (sx_api_logs_list), each continuing
+ * after the last row the previous one looked at: a walk of the newest rows
+ * through the time index, testing each against q (a common word fills the
+ * page after a few hundred rows; reading the GIN matches of `request`, 31%
+ * of 1.1M rows, and sorting them took 1.2 s); a second, longer walk when
+ * the matches seen say it would fill the page within LOG_WALK_MAX rows;
+ * then the GIN index for all the rest, ordered (a rare word costs as much
+ * as its matches). The page is the one a single ordered query would give.
  *
  * Rows are read through the view logs_visible (sql/004_logs.sql), which
  * restricts them to sextant.project_ids like the table's RLS policy does
