@@ -92,6 +92,35 @@ struct sx_api_list {
     int (*cursor)(const PGresult *res, int i, char *cur);
 };
 
+/* A page of a search assembled from the results of one or more queries, each
+ * continuing (in the endpoint's order) after the rows of the previous one:
+ * the endpoints that walk the newest rows first and then fall back to an
+ * index (api_logs.c, api_traces.c) take rows from several results. Embedded
+ * by the handler: _init, then _term on every path. */
+#define SX_API_PAGE_STEPS 16
+struct sx_api_page {
+    PGresult *res[SX_API_PAGE_STEPS]; /* owned: cleared by _term */
+    int nres;
+    int *res_of, *row_of;             /* the rows taken, in order (arena) */
+    int n, cap;                       /* rows taken; cap is limit + 1 */
+};
+
+/* Starts an empty page for limit rows (and the one more that says another
+ * page follows). SX_ERR with a 500 set when out of arena memory. */
+int sx_api_page_init(struct sx_api_page *p, struct sx_api_req *r, long long limit);
+/* Hands res to the page, which clears it in _term; returns its index, or
+ * -1 (res cleared, 500 set) when the page holds SX_API_PAGE_STEPS results. */
+int sx_api_page_add(struct sx_api_page *p, struct sx_api_req *r, PGresult *res);
+/* Appends row `row` of result `idx`, unless the page is full. */
+void sx_api_page_take(struct sx_api_page *p, int idx, int row);
+/* Rows still wanted: cap minus the rows taken. */
+int sx_api_page_need(const struct sx_api_page *p);
+/* Writes the page as {"<key>":[...],"nextCursor":...} (s->write, s->cursor)
+ * and sets status 200; SX_ERR with a 500 as sx_api_list_run. */
+int sx_api_page_reply(struct sx_api_req *r, const struct sx_api_list *s, const struct sx_api_page *p);
+/* Clears the page's results. */
+void sx_api_page_term(struct sx_api_page *p);
+
 /* Runs a search whose filters are parsed: builds and runs the query, writes
  * at most limit rows into r->out as {"<key>":[...],"nextCursor":...} with a
  * cursor when there are more, and sets status 200. SX_ERR with the error

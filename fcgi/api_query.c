@@ -51,44 +51,93 @@ int sx_api_qb_attr(struct sx_api_qb *b, const char *kv, int *pk, int *pv)
     return *pk && *pv ? SX_OK : SX_ERR;
 }
 
-int sx_api_list_run(struct sx_api_req *r, const struct sx_api_list *s, const void *filters, long long limit)
+int sx_api_page_init(struct sx_api_page *p, struct sx_api_req *r, long long limit)
 {
-    struct sx_api_qb b;
-    struct sx_json w;
-    PGresult *res = NULL;
-    int rc = SX_ERR;
-
-    sx_api_qb_init(&b, r, s->sql_max);
-    if (s->build(r, filters, &b) != SX_OK) {
-        sx_api_fail(r, 400, "bad_request", "query too large");
-        goto out;
+    memset(p, 0, sizeof(*p));
+    p->cap = (int)limit + 1;
+    p->res_of = sx_arena_alloc(r->fr->arena, (size_t)p->cap * sizeof(*p->res_of));
+    p->row_of = sx_arena_alloc(r->fr->arena, (size_t)p->cap * sizeof(*p->row_of));
+    if (!p->res_of || !p->row_of) {
+        p->cap = 0;
+        return sx_api_fail(r, 500, "internal", "out of memory");
     }
-    res = sx_api_exec(r, b.sql.data, b.n, b.params, s->what);
-    if (!res) goto out;
+    return SX_OK;
+}
 
-    /* The query asks for limit + 1 rows: one more means another page. */
-    int rows = PQntuples(res), shown = rows > limit ? (int)limit : rows;
+int sx_api_page_add(struct sx_api_page *p, struct sx_api_req *r, PGresult *res)
+{
+    if (p->nres >= SX_API_PAGE_STEPS) {
+        PQclear(res);
+        sx_api_fail(r, 500, "internal", "internal error");
+        return -1;
+    }
+    p->res[p->nres] = res;
+    return p->nres++;
+}
+
+void sx_api_page_take(struct sx_api_page *p, int idx, int row)
+{
+    if (p->n >= p->cap) return;
+    p->res_of[p->n] = idx;
+    p->row_of[p->n] = row;
+    p->n++;
+}
+
+int sx_api_page_need(const struct sx_api_page *p)
+{
+    return p->cap - p->n;
+}
+
+int sx_api_page_reply(struct sx_api_req *r, const struct sx_api_list *s, const struct sx_api_page *p)
+{
+    struct sx_json w;
+    /* limit + 1 rows taken means another page follows. */
+    int limit = p->cap - 1, shown = p->n > limit ? limit : p->n;
     sx_buf_reset(r->out);
     sx_json_init(&w, r->out);
     sx_json_obj_open(&w);
     sx_json_key(&w, s->key);
     sx_json_arr_open(&w);
-    for (int i = 0; i < shown && !w.err; i++) s->write(&w, res, i);
+    for (int i = 0; i < shown && !w.err; i++) s->write(&w, p->res[p->res_of[i]], p->row_of[i]);
     sx_json_arr_close(&w);
     sx_json_key(&w, "nextCursor");
-    if (rows > limit) {
+    if (p->n > limit) {
         char cur[SX_API_CURSOR_LEN + 1];
-        if (s->cursor(res, shown - 1, cur) != SX_OK) {
-            sx_api_fail(r, 500, "internal", "internal error");
-            goto out;
-        }
+        if (s->cursor(p->res[p->res_of[shown - 1]], p->row_of[shown - 1], cur) != SX_OK)
+            return sx_api_fail(r, 500, "internal", "internal error");
         sx_json_strz(&w, cur);
     } else {
         sx_json_null(&w);
     }
-    rc = sx_api_reply(r, &w);
+    return sx_api_reply(r, &w);
+}
+
+void sx_api_page_term(struct sx_api_page *p)
+{
+    for (int i = 0; i < p->nres; i++) PQclear(p->res[i]);
+    p->nres = 0;
+}
+
+int sx_api_list_run(struct sx_api_req *r, const struct sx_api_list *s, const void *filters, long long limit)
+{
+    struct sx_api_qb b;
+    struct sx_api_page page;
+    PGresult *res;
+    int rc = SX_ERR, idx;
+
+    if (sx_api_page_init(&page, r, limit) != SX_OK) return SX_ERR;
+    sx_api_qb_init(&b, r, s->sql_max);
+    if (s->build(r, filters, &b) != SX_OK) {
+        sx_api_fail(r, 400, "bad_request", "query too large");
+        goto out;
+    }
+    if (!(res = sx_api_exec(r, b.sql.data, b.n, b.params, s->what))) goto out;
+    if ((idx = sx_api_page_add(&page, r, res)) < 0) goto out;
+    /* The query asks for limit + 1 rows. */
+    for (int i = 0; i < PQntuples(res); i++) sx_api_page_take(&page, idx, i);
+    rc = sx_api_page_reply(r, s, &page);
 out:
-    PQclear(res);
+    sx_api_page_term(&page);
     sx_api_qb_term(&b);
     return rc;
 }

@@ -16,6 +16,7 @@
 #define MAX_TRACE_SPANS 50000   /* spans returned for one trace at most */
 #define MAX_SERVICES 10000
 #define SQL_MAX 16384
+#define TRACE_WALK_FIRST 1000   /* traces the first walk of a list by service looks at, at least */
 
 static double ns_to_ms(int64_t ns)
 {
@@ -67,24 +68,38 @@ static int list_filters(struct sx_api_req *r, struct list_filters *f)
     return sx_api_attr_check(r);
 }
 
-/* Appends the filters to the traces query; SX_ERR when out of room. */
-static int list_sql(struct sx_api_req *r, const struct list_filters *f, struct sx_api_qb *b)
+/* Where a query of the list starts: after the cursor's trace or after the
+ * last trace the previous step looked at ((start, trace id) descending). */
+struct trace_bound {
+    int set;
+    int64_t start_ns;
+    uint8_t id[16];
+};
+
+/* How one query of the list reads the traces (see sx_api_traces_list). */
+enum trace_mode {
+    TRACE_PLAIN, /* newest first through traces_recent, filtered */
+    TRACE_WALK,  /* the newest `budget` traces, each tested against the filters */
+    TRACE_SPANS  /* traces of the service's spans since `lo` (spans_service_time) */
+};
+
+#define TRACE_COLS(a)                                                                                          \
+    "encode(" a ".trace_id, 'hex'), " a ".start_time_ns, " a ".end_time_ns, " a ".root_service, " a             \
+    ".root_name, " a ".span_count, " a ".error_count, array_to_json(" a ".services)::text, " a ".has_root"
+
+enum { TC_HIT = 9, TC_RN = 10 }; /* TRACE_WALK's extra columns */
+
+/* Appends the filters on the trace `t` (each " AND ..."); SX_ERR when out of room. */
+static int list_conds(struct sx_api_req *r, const struct list_filters *f, int pproj, int pfrom, int *psvc,
+                      struct sx_api_qb *b)
 {
     struct sx_buf *s = &b->sql;
-    int p, psvc = 0, ok = 1;
-    int pproj = sx_api_qb_num(b, r->project_id), pfrom = sx_api_qb_num(b, f->win.from_ns);
-    int pto = sx_api_qb_num(b, f->win.to_ns);
+    int p, ok = 1;
 
-    if (!pproj || !pfrom || !pto) return SX_ERR;
-    ok &= sx_buf_printf(s,
-                        "SELECT encode(t.trace_id, 'hex'), t.start_time_ns, t.end_time_ns, t.root_service, "
-                        "t.root_name, t.span_count, t.error_count, array_to_json(t.services)::text, t.has_root "
-                        "FROM traces t WHERE t.project_id = $%d AND t.start_time_ns >= $%d AND "
-                        "t.start_time_ns <= $%d",
-                        pproj, pfrom, pto) == SX_OK;
+    *psvc = 0;
     if (f->service) {
-        if (!(psvc = sx_api_qb_param(b, f->service))) return SX_ERR;
-        ok &= sx_buf_printf(s, " AND $%d = ANY (t.services)", psvc) == SX_OK;
+        if (!(*psvc = sx_api_qb_param(b, f->service))) return SX_ERR;
+        ok &= sx_buf_printf(s, " AND $%d = ANY (t.services)", *psvc) == SX_OK;
     }
     if (f->status) ok &= sx_buf_puts(s, strcmp(f->status, "error") == 0 ? " AND t.error_count > 0"
                                                                           : " AND t.error_count = 0") == SX_OK;
@@ -105,7 +120,7 @@ static int list_sql(struct sx_api_req *r, const struct list_filters *f, struct s
         if (!(p = sx_api_qb_param(b, f->operation))) return SX_ERR;
         ok &= sx_buf_printf(s, span_exists, pproj, pfrom) == SX_OK;
         ok &= sx_buf_printf(s, " AND s.name = $%d", p) == SX_OK;
-        if (psvc) ok &= sx_buf_printf(s, " AND s.service = $%d", psvc) == SX_OK;
+        if (*psvc) ok &= sx_buf_printf(s, " AND s.service = $%d", *psvc) == SX_OK;
         ok &= sx_buf_puts(s, ")") == SX_OK;
     }
     for (size_t i = 0; i < r->q.n; i++) {
@@ -115,14 +130,69 @@ static int list_sql(struct sx_api_req *r, const struct list_filters *f, struct s
         ok &= sx_buf_printf(s, span_exists, pproj, pfrom) == SX_OK;
         ok &= sx_buf_printf(s, " AND (s.attributes ->> $%d) = $%d)", pk, pv) == SX_OK;
     }
-    if (f->has_cursor) {
-        int pc = sx_api_qb_num(b, f->cursor_ns);
-        int pi = sx_api_qb_bytea(b, f->cursor_id, 16);
-        if (!pc || !pi) return SX_ERR;
-        ok &= sx_buf_printf(s, " AND (t.start_time_ns, t.trace_id) < ($%d::bigint, $%d::bytea)", pc, pi) == SX_OK;
+    return ok ? SX_OK : SX_ERR;
+}
+
+/* Builds one query of the list: traces after `after` (TRACE_SPANS: starting
+ * at lo or later), at most `limit` of them (TRACE_WALK: among the newest
+ * `budget`); SX_ERR when out of room. */
+static int list_sql(struct sx_api_req *r, const struct list_filters *f, enum trace_mode mode,
+                    const struct trace_bound *after, long long limit, long long budget, int64_t lo,
+                    struct sx_api_qb *b)
+{
+    struct sx_buf *s = &b->sql;
+    int p, psvc, pb = 0, ok = 1;
+    int pproj = sx_api_qb_num(b, r->project_id), pfrom = sx_api_qb_num(b, mode == TRACE_SPANS ? lo : f->win.from_ns);
+    int pto = sx_api_qb_num(b, f->win.to_ns);
+
+    if (!pproj || !pfrom || !pto) return SX_ERR;
+    if (mode == TRACE_WALK) {
+        /* Innermost: the newest `budget` traces, numbered. Middle: each
+         * tested against the filters once (OFFSET 0 keeps the test from
+         * being copied into the outer WHERE). Outer: the matches, at most
+         * `limit`, and trace number `budget` whether it matches or not: it
+         * is where the next step goes on. */
+        if (!(pb = sx_api_qb_num(b, budget))) return SX_ERR;
+        ok &= sx_buf_puts(s, "SELECT " TRACE_COLS("t") ", t.hit, t.rn FROM (SELECT t.*, (TRUE") == SX_OK;
+        if (!ok || list_conds(r, f, pproj, pfrom, &psvc, b) != SX_OK) return SX_ERR;
+        ok &= sx_buf_puts(s, ") AS hit FROM (SELECT t.*, row_number() OVER (ORDER BY t.start_time_ns DESC, "
+                             "t.trace_id DESC) AS rn FROM traces t") == SX_OK;
+    } else if (mode == TRACE_SPANS) {
+        /* Every span of a trace starts at or after the trace, so the
+         * service's spans since lo name every trace since lo that has the
+         * service (as long as spans are kept as long as traces). Each is
+         * looked up by its key: LIMIT 1 keeps the planner from turning the
+         * lookups into a walk of traces_recent, the very walk avoided. */
+        int ps = sx_api_qb_param(b, f->service);
+        if (!ps) return SX_ERR;
+        ok &= sx_buf_printf(s,
+                            "SELECT " TRACE_COLS("t") " FROM (SELECT DISTINCT s.trace_id FROM spans s"
+                            " WHERE s.project_id = $%d AND s.service = $%d AND s.start_time_ns >= $%d) c,"
+                            " LATERAL (SELECT t.* FROM traces t WHERE t.trace_id = c.trace_id AND",
+                            pproj, ps, pfrom) == SX_OK;
+    } else {
+        ok &= sx_buf_puts(s, "SELECT " TRACE_COLS("t") " FROM traces t WHERE") == SX_OK;
     }
-    if (!(p = sx_api_qb_num(b, f->limit + 1))) return SX_ERR;
-    ok &= sx_buf_printf(s, " ORDER BY t.start_time_ns DESC, t.trace_id DESC LIMIT $%d", p) == SX_OK;
+    if (mode == TRACE_WALK) ok &= sx_buf_puts(s, " WHERE") == SX_OK;
+    ok &= sx_buf_printf(s, " t.project_id = $%d AND t.start_time_ns >= $%d AND t.start_time_ns <= $%d", pproj, pfrom,
+                        pto) == SX_OK;
+    if (mode != TRACE_WALK && list_conds(r, f, pproj, pfrom, &psvc, b) != SX_OK) return SX_ERR;
+    if (after->set) {
+        int pc = sx_api_qb_num(b, after->start_ns);
+        int pi = sx_api_qb_bytea(b, after->id, 16);
+        if (!pc || !pi) return SX_ERR;
+        ok &= sx_buf_printf(s, " AND t.start_time_ns <= $%d AND (t.start_time_ns, t.trace_id) < ($%d::bigint, $%d::bytea)",
+                            pc, pc, pi) == SX_OK;
+    }
+    if (!(p = sx_api_qb_num(b, mode == TRACE_WALK ? limit + 1 : limit))) return SX_ERR;
+    if (mode == TRACE_WALK)
+        ok &= sx_buf_printf(s,
+                            " ORDER BY t.start_time_ns DESC, t.trace_id DESC LIMIT $%d) t OFFSET 0) t"
+                            " WHERE t.hit OR t.rn = $%d ORDER BY t.start_time_ns DESC, t.trace_id DESC LIMIT $%d",
+                            pb, pb, p) == SX_OK;
+    else
+        ok &= sx_buf_printf(s, "%s ORDER BY t.start_time_ns DESC, t.trace_id DESC LIMIT $%d",
+                            mode == TRACE_SPANS ? " LIMIT 1) t" : "", p) == SX_OK;
     return ok ? SX_OK : SX_ERR;
 }
 
@@ -164,17 +234,112 @@ static int trace_cursor(const PGresult *res, int i, char *cur)
 
 static int list_build(struct sx_api_req *r, const void *f, struct sx_api_qb *b)
 {
-    return list_sql(r, f, b);
+    const struct list_filters *lf = f;
+    struct trace_bound after = {.set = lf->has_cursor, .start_ns = lf->cursor_ns};
+    memcpy(after.id, lf->cursor_id, 16);
+    return list_sql(r, lf, TRACE_PLAIN, &after, lf->limit + 1, 0, 0, b);
 }
 
 static const struct sx_api_list trace_list = {"traces", "SELECT traces", SQL_MAX, list_build, write_trace,
                                               trace_cursor};
 
+/* Runs one step of a list with a service filter: returns its result (the
+ * caller PQclears it or hands it to the page) with *found set to the traces
+ * in it that match. TRACE_WALK: *after moves to the last trace the step
+ * looked at, or after->set becomes 0 when it saw every trace there is. NULL
+ * with the error response set. */
+static PGresult *list_step(struct sx_api_req *r, const struct list_filters *f, enum trace_mode mode, long long need,
+                           long long budget, int64_t lo, struct trace_bound *after, int *found)
+{
+    struct sx_api_qb b;
+    PGresult *res = NULL;
+
+    sx_api_qb_init(&b, r, SQL_MAX);
+    if (list_sql(r, f, mode, after, need, budget, lo, &b) != SX_OK) {
+        sx_api_fail(r, 400, "bad_request", "query too large");
+        goto out;
+    }
+    res = sx_api_exec(r, b.sql.data, b.n, b.params, mode == TRACE_WALK ? "SELECT traces (walk)" : "SELECT traces (spans)");
+    if (!res) goto out;
+    int n = PQntuples(res);
+    *found = 0;
+    for (int i = 0; i < n; i++)
+        if (mode != TRACE_WALK || strcmp(PQgetvalue(res, i, TC_HIT), "t") == 0) (*found)++;
+    if (mode == TRACE_WALK) {
+        /* Only the trace numbered `budget` says there may be more. */
+        after->set = n > 0 && sx_api_col_i64(res, n - 1, TC_RN) == budget;
+        if (after->set) {
+            const char *hex = PQgetvalue(res, n - 1, 0);
+            if (sx_hex_decode(hex, strlen(hex), after->id, 16) != SX_OK) {
+                PQclear(res);
+                res = NULL;
+                sx_api_fail(r, 500, "internal", "internal error");
+                goto out;
+            }
+            after->start_ns = sx_api_col_i64(res, n - 1, 1);
+        }
+    }
+out:
+    sx_api_qb_term(&b);
+    return res;
+}
+
+/* Hands a step's result to the page and takes its matching traces; SX_ERR
+ * with a 500 set when the page holds too many results. */
+static int list_take(struct sx_api_req *r, struct sx_api_page *page, PGresult *res, enum trace_mode mode)
+{
+    int idx = sx_api_page_add(page, r, res);
+    if (idx < 0) return SX_ERR;
+    for (int i = 0; i < PQntuples(res); i++)
+        if (mode != TRACE_WALK || strcmp(PQgetvalue(res, i, TC_HIT), "t") == 0) sx_api_page_take(page, idx, i);
+    return SX_OK;
+}
+
 int sx_api_traces_list(struct sx_api_req *r)
 {
     struct list_filters f;
+    struct sx_api_page page;
+    PGresult *res;
+    int rc = SX_ERR, found;
+
     if (list_filters(r, &f) != SX_OK) return SX_ERR;
-    return sx_api_list_run(r, &trace_list, &f, f.limit);
+    if (!f.service) return sx_api_list_run(r, &trace_list, &f, f.limit);
+
+    /* With service: the newest traces are walked first, which is cheap
+     * when the service is in many of them. When it is not (a service that
+     * went quiet, or a rare one), walking on would read every newer trace
+     * (896,000 in the bench: 2 s); instead the service's own spans
+     * (spans_service_time) name the candidates, in windows of trace start
+     * that start as wide as the time the walk covered and grow 4x, until one holds the
+     * rest of the page or reaches `from`. A window's query is exact for the
+     * traces starting in it; one too narrow is asked again wider, which
+     * costs at most a third more than the last. */
+    struct trace_bound after = {.set = f.has_cursor, .start_ns = f.has_cursor ? f.cursor_ns : f.win.to_ns};
+    memcpy(after.id, f.cursor_id, 16);
+    int64_t top = after.start_ns;
+    if (sx_api_page_init(&page, r, f.limit) != SX_OK) return SX_ERR;
+    long long budget = SX_MAX(TRACE_WALK_FIRST, 8 * (long long)sx_api_page_need(&page));
+    if (!(res = list_step(r, &f, TRACE_WALK, sx_api_page_need(&page), budget, 0, &after, &found))) goto out;
+    if (list_take(r, &page, res, TRACE_WALK) != SX_OK) goto out;
+    if (after.set && sx_api_page_need(&page) > 0) {
+        int64_t width = top - after.start_ns;
+        if (width < 1000000000LL) width = 1000000000LL;
+        for (int step = 0;; step++) {
+            if (step) width = width > INT64_MAX / 4 ? INT64_MAX : width * 4;
+            int last = after.start_ns - f.win.from_ns <= width;
+            int64_t lo = last ? f.win.from_ns : after.start_ns - width;
+            if (!(res = list_step(r, &f, TRACE_SPANS, sx_api_page_need(&page), 0, lo, &after, &found))) goto out;
+            if (found >= sx_api_page_need(&page) || last) {
+                if (list_take(r, &page, res, TRACE_SPANS) != SX_OK) goto out;
+                break;
+            }
+            PQclear(res);
+        }
+    }
+    rc = sx_api_page_reply(r, &trace_list, &page);
+out:
+    sx_api_page_term(&page);
+    return rc;
 }
 
 /* ---- GET /api/v1/projects/{project}/traces/{traceId} -------------------------- */

@@ -499,6 +499,14 @@ if [[ $QUERIES == 1 ]]; then
         sed "s|^|$API/traces/|" >"$Q/trace-id"
     printf '%s/logs?q=%s\n' "$API" "$RARE" >"$Q/logs-rare"
     printf '%s/logs?q=request\n' "$API" >"$Q/logs-common"
+    printf '%s/logs?q=%%22request%%20user%%22\n' "$API" >"$Q/logs-phrase"
+    printf '%s/logs?q=request%%20-user\n' "$API" >"$Q/logs-excl"
+    printf '%s/logs?q=1234\n' "$API" >"$Q/logs-mid"
+    printf '%s/logs?severity=FATAL\n' "$API" >"$Q/logs-fatal"
+    printf '%s/logs?service=payments-worker\n' "$API" >"$Q/logs-svc"
+    printf '%s/traces?service=nosuch-service\n' "$API" >"$Q/traces-svc-none"
+    printf '%s/traces?status=error\n' "$API" >"$Q/traces-err"
+    printf '%s/traces?minDuration=400\n' "$API" >"$Q/traces-dur"
     printf '%s/metrics/query?name=bench.requests&agg=sum&timeRange=24h&groupBy=route\n' "$API" >"$Q/metrics-100"
     printf '%s/metrics/query?name=bench.requests&agg=sum&timeRange=24h\n' "$API" >"$Q/metrics-sum"
     say "queries: $Q_SAMPLES sequential requests each (at most ${Q_MAX_S}s), through nginx"
@@ -507,6 +515,14 @@ if [[ $QUERIES == 1 ]]; then
     QTI_J=$(apiq trace-id "$Q/trace-id")
     QLR_J=$(apiq logs-rare "$Q/logs-rare")
     QLC_J=$(apiq logs-common "$Q/logs-common")
+    QLP_J=$(apiq logs-phrase "$Q/logs-phrase")
+    QLX_J=$(apiq logs-excl "$Q/logs-excl")
+    QLM_J=$(apiq logs-mid "$Q/logs-mid")
+    QLF_J=$(apiq logs-fatal "$Q/logs-fatal")
+    QLS_J=$(apiq logs-svc "$Q/logs-svc")
+    QTN_J=$(apiq traces-svc-none "$Q/traces-svc-none")
+    QTE_J=$(apiq traces-err "$Q/traces-err")
+    QTD_J=$(apiq traces-dur "$Q/traces-dur")
     QM_J=$(apiq metrics-100 "$Q/metrics-100")
     QMS_J=$(apiq metrics-sum "$Q/metrics-sum")
 fi
@@ -620,6 +636,14 @@ fi
         qrow "API trace by id (200 random traces of 10 spans)" "p99 < 20 ms" 20 "$QTI_J"
         qrow "API log search, rare word ($(fmt "$N_RARE") matches)" "p99 < 200 ms" 200 "$QLR_J"
         qrow "API log search, common word 'request' ($(fmt "$N_COMMON") matches)" "p99 < 200 ms" 200 "$QLC_J"
+        qrow "API log search, phrase '\"request user\"'" "p99 < 200 ms" 200 "$QLP_J"
+        qrow "API log search, 'request -user' (exclusion)" "p99 < 200 ms" 200 "$QLX_J"
+        qrow "API log search, '1234' (about 1 log in 2,000)" "p99 < 200 ms" 200 "$QLM_J"
+        qrow "API log search, severity=FATAL (none)" "p99 < 200 ms" 200 "$QLF_J"
+        qrow "API log search, service=payments-worker" "p99 < 200 ms" 200 "$QLS_J"
+        qrow "API trace list, service with no traces" "p99 < 100 ms" 100 "$QTN_J"
+        qrow "API trace list, status=error" "p99 < 100 ms" 100 "$QTE_J"
+        qrow "API trace list, minDuration=400" "p99 < 100 ms" 100 "$QTD_J"
         qrow "API metric query, 24 h of 1-minute points, 100 series (groupBy=route)" "p99 < 50 ms" 50 "$QM_J"
         qrow "API metric query, 24 h of 1-minute points, sum over 100 series" "p99 < 50 ms" 50 "$QMS_J"
     fi

@@ -435,7 +435,7 @@ stackTest(stack, 'logs are stored exactly once and nothing is left pending', asy
   assert.equal(rows, ids.map((id) => `${id}|10`).join('\n'));
 });
 
-stackTest(stack, 'q is served by the GIN index for the API role (200k rows), not by filtering a range', { timeout: 180_000 }, async () => {
+stackTest(stack, 'q is served by a walk of the time index, then the GIN index, for the API role (200k rows), never a sequential scan', { timeout: 180_000 }, async () => {
   // Rows of a project id no one uses, on a day of their own; removed afterwards.
   const pid = 2000000000;
   const day = 1748736000000000000n; // 2025-06-01
@@ -452,6 +452,20 @@ stackTest(stack, 'q is served by the GIN index for the API role (200k rows), not
         AND l.search @@ websearch_to_tsquery('simple', 'token' || md5('4242'))
         ORDER BY l.time_ns + 0 DESC, l.row_tid DESC LIMIT 101; ROLLBACK`);
     assert.match(plan, /Bitmap Index Scan on logs_\d+_search_idx/, plan);
+    // The API first walks the newest rows (api_logs.c, LOG_WALK): through the
+    // time index, for a common word and a rare one alike, never a sequential scan.
+    for (const word of ['request', `'token' || md5('4242')`]) {
+      const walk = await stack.psql(`BEGIN; SET LOCAL ROLE sextant_reader;
+        SELECT set_config('sextant.project_ids', '${pid}', true);
+        EXPLAIN (COSTS OFF) SELECT w.time_ns FROM (SELECT l.time_ns, l.row_tid,
+          l.search @@ websearch_to_tsquery('simple', ${word.startsWith("'") ? word : `'${word}'`}) AS hit,
+          row_number() OVER (ORDER BY l.time_ns DESC, l.row_tid DESC) AS rn
+          FROM logs_visible l WHERE l.project_id = ${pid} AND l.time_ns >= ${day}
+          AND l.time_ns <= ${day + 86399999999999n} ORDER BY l.time_ns DESC, l.row_tid DESC LIMIT 1000) w
+        WHERE w.hit OR w.rn = 1000 ORDER BY w.time_ns DESC, w.row_tid DESC LIMIT 101; ROLLBACK`);
+      assert.match(walk, /Index Scan using logs_\d+_project_id_time_ns_idx/, walk);
+      assert.doesNotMatch(walk, /Seq Scan/, walk);
+    }
   } finally {
     await stack.psql(`DELETE FROM logs WHERE project_id = ${pid}`);
   }
