@@ -103,6 +103,9 @@ struct sx_api_page {
     int nres;
     int *res_of, *row_of;             /* the rows taken, in order (arena) */
     int n, cap;                       /* rows taken; cap is limit + 1 */
+    /* Set when the search stopped at its scan budget before the page was
+     * full: the reply says "partial": true and its nextCursor resumes here. */
+    char resume[SX_API_CURSOR_LEN + 1];
 };
 
 /* Starts an empty page for limit rows (and the one more that says another

@@ -106,8 +106,14 @@ int sx_api_page_reply(struct sx_api_req *r, const struct sx_api_list *s, const s
         if (s->cursor(p->res[p->res_of[shown - 1]], p->row_of[shown - 1], cur) != SX_OK)
             return sx_api_fail(r, 500, "internal", "internal error");
         sx_json_strz(&w, cur);
+    } else if (p->resume[0]) {
+        sx_json_strz(&w, p->resume);
     } else {
         sx_json_null(&w);
+    }
+    if (p->n <= limit && p->resume[0]) {
+        sx_json_key(&w, "partial");
+        sx_json_bool(&w, 1);
     }
     return sx_api_reply(r, &w);
 }

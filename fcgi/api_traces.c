@@ -295,6 +295,67 @@ static int list_take(struct sx_api_req *r, struct sx_api_page *page, PGresult *r
     return SX_OK;
 }
 
+/* Whether the filters leave only a test of each trace, in the list's order:
+ * no index serves operation, attr, the durations or status=ok, so when few
+ * of the newest traces match, a plain query reads every trace of the range
+ * (seconds at 10M spans). */
+static int needs_walk(const struct sx_api_req *r, const struct list_filters *f)
+{
+    if (f->operation || f->min_ns >= 0 || f->max_ns >= 0 || (f->status && strcmp(f->status, "ok") == 0)) return 1;
+    for (size_t i = 0; i < r->q.n; i++)
+        if (strcmp(r->q.params[i].key, "attr") == 0) return 1;
+    return 0;
+}
+
+/* A list whose filters need a test of each trace: walks the newest traces in
+ * steps growing 4x and stops when the page is full, when there are no more,
+ * or when api_trace_scan_max traces were read or api_trace_scan_ms passed.
+ * Then the page is partial: the reply says "partial": true and nextCursor
+ * resumes after the last trace read, as Jaeger and Tempo bound a search
+ * instead of timing out. A step is sized from the cost per trace of the
+ * steps before it (span conditions cost 10x a duration test), so the last
+ * one ends near the time budget rather than far past it. */
+static int list_walk(struct sx_api_req *r, const struct list_filters *f)
+{
+    struct sx_api_page page;
+    struct trace_bound after = {.set = f->has_cursor, .start_ns = f->cursor_ns};
+    long long cap = r->cfg->api_trace_scan_max, scanned = 0;
+    int rc = SX_ERR, found;
+    PGresult *res;
+
+    memcpy(after.id, f->cursor_id, 16);
+    if (sx_api_page_init(&page, r, f->limit) != SX_OK) return SX_ERR;
+    /* Steps stay few (SX_API_PAGE_STEPS): at most about 5 to reach the
+     * largest step, then at most 8 of it. */
+    long long step_max = SX_MAX(65536, cap / 8);
+    long long budget = SX_MAX(TRACE_WALK_FIRST, 8 * (long long)sx_api_page_need(&page));
+    int64_t t0 = sx_mono_ns(), deadline = t0 + r->cfg->api_trace_scan_ms * 1000000LL;
+    for (;;) {
+        budget = SX_MIN(SX_MIN(budget, step_max), cap - scanned);
+        if (scanned > 0) { /* what is left of the time, at the cost per trace so far */
+            int64_t now = sx_mono_ns(), per = (now - t0) / scanned + 1;
+            budget = SX_MIN(budget, SX_MAX((deadline - now) / per, 1));
+        }
+        if (!(res = list_step(r, f, TRACE_WALK, sx_api_page_need(&page), budget, 0, &after, &found))) goto out;
+        if (found) {
+            if (list_take(r, &page, res, TRACE_WALK) != SX_OK) goto out;
+        } else {
+            PQclear(res);
+        }
+        scanned += budget;
+        if (sx_api_page_need(&page) == 0 || !after.set) break;
+        if (scanned >= cap || sx_mono_ns() >= deadline) {
+            sx_api_cursor_encode(after.start_ns, after.id, page.resume);
+            break;
+        }
+        budget *= 4;
+    }
+    rc = sx_api_page_reply(r, &trace_list, &page);
+out:
+    sx_api_page_term(&page);
+    return rc;
+}
+
 int sx_api_traces_list(struct sx_api_req *r)
 {
     struct list_filters f;
@@ -303,6 +364,7 @@ int sx_api_traces_list(struct sx_api_req *r)
     int rc = SX_ERR, found;
 
     if (list_filters(r, &f) != SX_OK) return SX_ERR;
+    if (!f.service && needs_walk(r, &f)) return list_walk(r, &f);
     if (!f.service) return sx_api_list_run(r, &trace_list, &f, f.limit);
 
     /* With service: the newest traces are walked first, which is cheap

@@ -57,6 +57,8 @@ static const struct conf_def defs[] = {
     STR(api_listen, "/run/sextant/api.sock", "sextant-api FastCGI socket: a unix path or host:port"),
     INT(api_threads, "4", 1, 256, "sextant-api worker threads"),
     INT(api_max_limit, "1000", 1, 100000, "largest page size of list endpoints"),
+    INT(api_trace_scan_max, "200000", 10, 100000000, "traces one trace search reads at most before it answers a partial page"),
+    INT(api_trace_scan_ms, "1000", 10, 60000, "milliseconds after which a trace search stops reading and answers a partial page"),
 };
 
 static const struct conf_def *find_def(const char *name)

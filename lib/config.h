@@ -50,6 +50,8 @@ struct sx_config {
     char api_listen[SX_CONF_STR_MAX];
     long long api_threads;
     long long api_max_limit;          /* largest page size */
+    long long api_trace_scan_max;     /* traces a filtered trace search reads at most */
+    long long api_trace_scan_ms;      /* and the time it may spend reading them */
 };
 
 /* Fills every field with its default. */

@@ -11,7 +11,10 @@ import { randomBytes } from 'node:crypto';
 import { useStack, stackTest, eventually } from './lib/stack.mjs';
 import { JSONCT } from './lib/expect.mjs';
 
-const stack = useStack('query');
+// A small scan budget, so the trace searches that test each trace (minDuration,
+// operation, attr) stop before the 1,500 newer traces are read and answer partial pages.
+const SCAN_MAX = 400;
+const stack = useStack('query', { extraConf: `api_trace_scan_max ${SCAN_MAX}` });
 const RUN = randomBytes(4).toString('hex');
 
 // A day of its own (2025-03-01 UTC), so no other data shares the range.
@@ -215,4 +218,28 @@ stackTest(stack, 'trace list by a service found only below the first walk: every
   const front = await stack.traces({ ...WINDOW, service: 'frontend', limit: 50 });
   assert.deepEqual(front.traces.map((t) => t.traceId), Array.from({ length: 50 }, (_, i) => tid(2, NEW - 1 - i)));
   assert.notEqual(front.nextCursor, null);
+});
+
+stackTest(stack, 'a trace search over its scan budget answers partial pages whose cursors resume without loss', async () => {
+  // Only the 60 old traces last 1 s or more, and only they have a rarebird span named
+  // "child work"; 1,500 newer traces lie above them, more than SCAN_MAX.
+  const want = Array.from({ length: OLD }, (_, i) => tid(1, OLD - 1 - i));
+  for (const [label, query] of [
+    ['minDuration', { minDuration: 1000 }],
+    ['operation', { operation: 'child work' }],
+    ['minDuration and maxDuration', { minDuration: 1000, maxDuration: 100000 }],
+  ]) {
+    const first = await stack.traces({ ...WINDOW, ...query, limit: 20 });
+    assert.deepEqual(first.traces, [], `${label}: the first ${SCAN_MAX} traces hold no match`);
+    assert.equal(first.partial, true, `${label}: partial`);
+    assert.notEqual(first.nextCursor, null, `${label}: a cursor to go on`);
+    const { traces, pages } = await stack.allTraces({ ...WINDOW, ...query, limit: 20 });
+    assert.deepEqual(traces.map((t) => t.traceId), want, `${label}: pages ${pages}`);
+    // 1,560 traces read SCAN_MAX at a time: at least 1560 / 400 requests before the end
+    assert.ok(pages.length >= Math.ceil((OLD + NEW) / SCAN_MAX), `${label}: pages ${pages}`);
+  }
+  // a full page is never partial
+  const full = await stack.traces({ ...WINDOW, maxDuration: 10, limit: 5 });
+  assert.deepEqual(full.traces.map((t) => t.traceId), Array.from({ length: 5 }, (_, i) => tid(2, NEW - 1 - i)));
+  assert.equal(full.partial, undefined);
 });
