@@ -34,6 +34,9 @@
  *      records of the new entries only; then COPY into three temp tables
  *      and one INSERT ... SELECT ... ON CONFLICT DO UPDATE per table that
  *      adds counts and bucket arrays; COMMIT; one XACK for the whole batch.
+ *      After a read that was not full the thread waits GATHER_MS, so that
+ *      keeping up means a few large transactions a second, not hundreds of
+ *      small ones.
  * Pending entries of this consumer are re-read from "0" at start and after
  * a failure; idle pending entries of dead consumers are reclaimed with
  * XAUTOCLAIM; NOGROUP (stream or group deleted, e.g. FLUSHALL) recreates the
@@ -70,6 +73,7 @@
 #define GROUP "rollup"
 #define LEDGER_STREAM "spans-red"
 #define READ_COUNT 512
+#define GATHER_MS 250 /* after a short read, let entries gather: fewer, larger transactions */
 #define ENTRY_ARENA_CHUNK ((size_t)1 << 20)
 #define ENTRY_ARENA_MAX ((size_t)1 << 30)
 #define STR_ARENA_MAX ((size_t)1 << 30)
@@ -1138,6 +1142,10 @@ static int read_cycle(struct red *R)
         R->history = 0;
         sx_info("span rollup: own pending entries done; reading new entries");
     }
+    /* Keeping up, a read returns the few entries of the last moment: one
+     * transaction each would cost PostgreSQL more than the rows (fe65cae's
+     * lesson). Waiting a little makes batches of hundreds of entries. */
+    if (!R->history && got > 0 && got < READ_COUNT) nap(GATHER_MS);
     return SX_OK;
 }
 
