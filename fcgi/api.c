@@ -14,6 +14,7 @@
  * and membership in sextant_reader (GRANT sextant_reader TO <api role>). */
 #include "api_int.h"
 #include "api_metrics.h"
+#include "api_perf.h"
 #include "cli.h"
 
 #include "keys.h"
@@ -56,7 +57,8 @@ struct api_thread {
     uint64_t tick;
 };
 
-enum endpoint { EP_NONE, EP_HEALTH, EP_TRACES, EP_TRACE, EP_SERVICES, EP_LOGS, EP_METRICS, EP_METRICS_QUERY };
+enum endpoint { EP_NONE, EP_HEALTH, EP_TRACES, EP_TRACE, EP_SERVICES, EP_LOGS, EP_METRICS, EP_METRICS_QUERY,
+                EP_PERF, EP_DEPS, EP_DATABASE, EP_SERVICE_MAP, EP_PROJECT_HEALTH };
 
 /* ---- helpers shared with api_traces.c ---------------------------------------- */
 
@@ -403,6 +405,11 @@ static enum endpoint route(int n, char **seg)
     if (n == 3 && strcmp(seg[2], "logs") == 0) return EP_LOGS;
     if (n == 3 && strcmp(seg[2], "metrics") == 0) return EP_METRICS;
     if (n == 4 && strcmp(seg[2], "metrics") == 0 && strcmp(seg[3], "query") == 0) return EP_METRICS_QUERY;
+    if (n == 5 && strcmp(seg[2], "services") == 0 && *seg[3] && strcmp(seg[4], "performance") == 0) return EP_PERF;
+    if (n == 5 && strcmp(seg[2], "services") == 0 && *seg[3] && strcmp(seg[4], "dependencies") == 0) return EP_DEPS;
+    if (n == 5 && strcmp(seg[2], "services") == 0 && *seg[3] && strcmp(seg[4], "database") == 0) return EP_DATABASE;
+    if (n == 3 && strcmp(seg[2], "service-map") == 0) return EP_SERVICE_MAP;
+    if (n == 3 && strcmp(seg[2], "health") == 0) return EP_PROJECT_HEALTH;
     return EP_NONE;
 }
 
@@ -439,6 +446,11 @@ static void project_endpoint(struct sx_api_req *r, struct api_thread *t, enum en
         case EP_LOGS: sx_api_logs_list(r); break;
         case EP_METRICS: sx_api_metrics_list(r); break;
         case EP_METRICS_QUERY: sx_api_metrics_query(r); break;
+        case EP_PERF: sx_api_perf_service(r, seg[3]); break;
+        case EP_DEPS: sx_api_perf_edges(r, seg[3]); break;
+        case EP_DATABASE: sx_api_perf_database(r, seg[3]); break;
+        case EP_SERVICE_MAP: sx_api_perf_edges(r, NULL); break;
+        case EP_PROJECT_HEALTH: sx_api_perf_health(r); break;
         default: sx_api_fail(r, 404, "not_found", "no such endpoint"); break;
         }
     }

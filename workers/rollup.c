@@ -43,6 +43,7 @@
 #include "pg.h"
 #include "redis.h"
 #include "rollup_math.h"
+#include "rollup_red.h"
 #include "stream.h"
 
 #include <errno.h>
@@ -971,6 +972,7 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    if (sx_rollup_red_start(&R.cfg, instance) != SX_OK) return 1; /* spans: workers/rollup_red.c */
 
     R.arena = sx_arena_create(ARENA_CHUNK, ARENA_MAX);
     sx_buf_init(&R.json, (size_t)1 << 20);
@@ -1003,6 +1005,7 @@ int main(int argc, char **argv)
         periodic(&R);
     }
     sd_notify(0, "STOPPING=1");
+    sx_rollup_red_stop();
     if (R.rc) redisFree(R.rc);
     if (R.pg) PQfinish(R.pg);
     sx_arena_destroy(R.arena);

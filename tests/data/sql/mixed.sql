@@ -1,0 +1,1 @@
+/* outer /* nested */ */ UPDATE "T1" SET c2 = $1, `t3` = U&'d\0061t' WHERE täble1.x > -7

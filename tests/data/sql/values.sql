@@ -1,0 +1,1 @@
+INSERT INTO orders (id, total, note) VALUES (42, -3.5e2, E'x\'y'), (43, 0x1F, $$dollar $ quoted$$)
