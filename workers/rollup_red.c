@@ -14,15 +14,17 @@
  *   2. edges: a span whose parent is in the batch (same project) with
  *      another service is an edge parent -> child. A parent or child in
  *      another batch goes through two short-lived Redis keys (SPANMAP_TTL_S)
- *      per project, looked up and written in two pipelined round trips:
+ *      per project, in one pipelined round trip of a Lua script per span
+ *      that takes the other side's key or else leaves its own, atomically:
  *        <prefix>:{p<id>}:ss:<span id>  the service of a CLIENT/PRODUCER span
  *            (not a database call) that had no child in its batch;
  *        <prefix>:{p<id>}:pc:<span id>  "<minute> <error> <ms> <service>" of
  *            a SERVER/CONSUMER child whose parent was not found: the parent,
  *            when it comes, counts the edge.
  *      So the edge is counted once, by whichever of the two comes second,
- *      if it comes within the TTL; the keys are bounded by the TTL and by
- *      holding only spans that crossed a batch;
+ *      if it comes within the TTL, also with several instances at once; the
+ *      keys are bounded by the TTL and by holding only spans that crossed a
+ *      batch;
  *   3. aggregation in memory, keyed by (project, service, operation, kind,
  *      minute) for SERVER and CONSUMER spans, (project, parent service,
  *      child service, minute) for edges and (project, service, db system,
@@ -42,8 +44,8 @@
  * XAUTOCLAIM; NOGROUP (stream or group deleted, e.g. FLUSHALL) recreates the
  * group. Acknowledged entries are trimmed with sx_redis_trim_consumed.
  *
- * Limits: one instance (the edge keys assume one reader per project);
- * strings are cut (service 256, operation 512, statement 4096 bytes); a batch
+ * Several instances may run at once (the ledger and the atomic edge keys
+ * keep every count exact). Limits: strings are cut (service 256, operation 512, statement 4096 bytes); a batch
  * holds at most READ_COUNT entries. */
 #include "rollup_red.h"
 
@@ -84,6 +86,11 @@
 #define MINUTE_NS 60000000000LL
 #define HASH_LEN 16
 #define SPANMAP_TTL_S 120
+/* KEYS[1]: the other side's key, KEYS[2]: ours. Returns the other side's
+ * value, or leaves ours (EX ARGV[2]) and returns nil. */
+#define SPANMAP_LUA                                                                                                   \
+    "local v = redis.call('GET', KEYS[1]) if v then return v end "                                                   \
+    "redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2]) return false"
 #define SERVICE_MAX 256
 #define OPERATION_MAX 512
 #define STATEMENT_MAX 4096
@@ -584,37 +591,32 @@ static int resolve_edges(struct red *R)
         if (par->service != f->service)
             f->as_child = (struct edge){par->service, f->service, f->bucket, f->error, f->ms};
     }
-    /* Round 1: look up what crossed a batch. */
+    /* One pipelined round for what crossed a batch: each span takes the
+     * other side's key, or else leaves its own, atomically (SPANMAP_LUA), so
+     * with two instances at once the edge is still counted exactly once. */
     size_t np = 0;
     for (size_t i = 0; i < R->nrecs; i++) {
         struct rec *f = &R->recs[i];
-        if (is_child_kind(f->kind) && f->has_parent == 1) pkey(R, f->project, "ss", f->parent, key, sizeof(key));
-        else if (is_parent_kind(f) && !f->has_child) pkey(R, f->project, "pc", f->id, key, sizeof(key));
-        else continue;
-        if (redisAppendCommand(R->rc, "GET %s", key) != REDIS_OK) return SX_ERR;
-        R->pend[np++] = i;
-    }
-    if (np && drain(R, np, "GET span map", on_lookup) != SX_OK) return SX_ERR;
-    /* Round 2: what is still open waits for the other side. */
-    size_t ns = 0;
-    for (size_t k = 0; k < np; k++) {
-        const struct rec *f = &R->recs[R->pend[k]];
+        char mine[256];
         int n;
         if (is_child_kind(f->kind) && f->has_parent == 1) {
-            pkey(R, f->project, "pc", f->parent, key, sizeof(key));
+            pkey(R, f->project, "ss", f->parent, key, sizeof(key));
+            pkey(R, f->project, "pc", f->parent, mine, sizeof(mine));
             n = snprintf(val, sizeof(val), "%" PRId64 " %d %.17g %s", f->bucket, f->error, f->ms, f->service);
-        } else if (!is_child_kind(f->kind) && !f->has_child) {
-            pkey(R, f->project, "ss", f->id, key, sizeof(key));
+        } else if (is_parent_kind(f) && !f->has_child) {
+            pkey(R, f->project, "pc", f->id, key, sizeof(key));
+            pkey(R, f->project, "ss", f->id, mine, sizeof(mine));
             n = snprintf(val, sizeof(val), "%s", f->service);
         } else {
             continue;
         }
         if (n < 0 || (size_t)n >= sizeof(val)) continue;
-        if (redisAppendCommand(R->rc, "SET %s %b EX %d", key, val, (size_t)n, SPANMAP_TTL_S) != REDIS_OK)
+        if (redisAppendCommand(R->rc, "EVAL %s 2 %s %s %b %d", SPANMAP_LUA, key, mine, val, (size_t)n,
+                               SPANMAP_TTL_S) != REDIS_OK)
             return SX_ERR;
-        ns++;
+        R->pend[np++] = i;
     }
-    return ns ? drain(R, ns, "SET span map", NULL) : SX_OK;
+    return np ? drain(R, np, "EVAL span map", on_lookup) : SX_OK;
 }
 
 /* ---- aggregation ------------------------------------------------------------------ */

@@ -183,14 +183,15 @@ stackTest(stack, 'edges: in one request, and across requests with the parent fir
     attributes: { 'db.system.name': 'postgresql', 'db.query.text': 'SELECT 1' } });
 
   // Parent first: its entry is rolled up before the child's is sent.
-  let before = await ledgerRows();
+  // Each entry is waited for before the next is sent, so each count is exact.
+  const before = await ledgerRows();
   await send(P.main, [{ resource: { 'service.name': 'shop-api' }, spans: [callerA] }]);
   await eventually(async () => assert.equal(await ledgerRows(), before + 1), { what: 'parent rolled up' });
   await send(P.main, [{ resource: { 'service.name': 'billing-api' }, spans: [calleeA] }]);
+  await eventually(async () => assert.equal(await ledgerRows(), before + 2), { what: 'its child rolled up' });
   // Child first.
-  before = await ledgerRows();
   await send(P.main, [{ resource: { 'service.name': 'billing-api' }, spans: [calleeB] }]);
-  await eventually(async () => assert.equal(await ledgerRows(), before + 1), { what: 'child rolled up' });
+  await eventually(async () => assert.equal(await ledgerRows(), before + 3), { what: 'child rolled up' });
   await send(P.main, [{ resource: { 'service.name': 'shop-api' }, spans: [callerB] }]);
   // One request, two services; the database call is no edge.
   await send(P.main, [{ resource: { 'service.name': 'shop-api' }, spans: [callerC] },
