@@ -1103,7 +1103,7 @@ static int write_rows(struct rollup *R, long long project, const char *table, st
         }
         if (w->nb) bc = R->sql.data, bounds = R->sql.data + off[1];
         if (w->exp.have) ep = R->sql.data + off[2], en = R->sql.data + off[3];
-        if (off[4]) qq = R->sql.data + off[4], qv = R->sql.data + off[5];
+        if (w->summary && w->summary->n_quantile_values) qq = R->sql.data + off[4], qv = R->sql.data + off[5];
         const char *params[19] = {proj, series, bucket, count, sum, w->has_minmax ? mn : NULL,
                                   w->has_minmax ? mx : NULL, w->has_last ? last : NULL, bc, bounds,
                                   w->last_ns ? lastns : NULL, w->exp.have ? scale : NULL, w->exp.have ? zero : NULL,
