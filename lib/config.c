@@ -53,6 +53,7 @@ static const struct conf_def defs[] = {
     INT(persist_batch_spans, "20000", 100, 1000000, "most spans sextant-persist writes in one transaction"),
     INT(persist_block_ms, "1000", 10, 60000, "how long sextant-persist blocks waiting for entries"),
     INT(persist_claim_idle_ms, "30000", 1000, 3600000, "pending entries idle this long are reclaimed from a dead consumer"),
+    INT(metrics_raw_retention_s, "3600", 10, 604800, "seconds of point time sextant-rollup keeps raw metric points (metric_points_raw) before deleting them"),
     INT(partition_days_ahead, "3", 1, 60, "daily partitions created ahead of time"),
     STR(api_listen, "/run/sextant/api.sock", "sextant-api FastCGI socket: a unix path or host:port"),
     INT(api_threads, "4", 1, 256, "sextant-api worker threads"),

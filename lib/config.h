@@ -45,6 +45,7 @@ struct sx_config {
     long long persist_batch_spans;    /* spans per COPY transaction at most */
     long long persist_block_ms;       /* XREADGROUP BLOCK */
     long long persist_claim_idle_ms;  /* pending entries idle this long are reclaimed */
+    long long metrics_raw_retention_s; /* raw metric points older than this (point time) are deleted */
     long long partition_days_ahead;   /* daily partitions created in advance */
     /* sextant-api */
     char api_listen[SX_CONF_STR_MAX];

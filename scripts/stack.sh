@@ -4,7 +4,8 @@
 #
 #   scripts/stack.sh up | down | run | status | destroy
 #   scripts/stack.sh start NAME | stop NAME [--kill] | restart NAME
-#       NAME: postgres redis nginx ingest api persist rollup
+#       NAME: postgres redis nginx ingest api persist rollup, or rollup2 (a second
+#       sextant-rollup, --instance 2, that `up` does not start and `down` stops)
 #
 # Environment:
 #   SEXTANT_HOME    stack directory (default: the repo's var/; relative paths are made absolute)
@@ -121,7 +122,7 @@ svc_pid() {
     ingest) want=sextant-ingest mine=$CONF ;;
     api) want=sextant-api mine=$CONF ;;
     persist) want=sextant-persist mine=$CONF ;;
-    rollup) want=sextant-rollup mine=$CONF ;;
+    rollup | rollup2) want=sextant-rollup mine=$CONF ;;
     *) die "unknown service '$name' (one of: ${SERVICES[*]})" ;;
     esac
     [[ -z $pid && -r $RUN/$name.pid ]] && pid=$(head -n 1 "$RUN/$name.pid")
@@ -466,13 +467,14 @@ start_persist() {
     svc_pid persist >/dev/null || { show_logs "$LOG/persist.log"; die "persist exited at start (see $LOG/persist.log)"; }
 }
 
+# start_rollup [NAME INSTANCE]: rollup (instance 1), or rollup2 (instance 2).
 start_rollup() {
-    local prog
-    if svc_pid rollup >/dev/null; then return 0; fi
+    local prog name=${1:-rollup} instance=${2:-1}
+    if svc_pid "$name" >/dev/null; then return 0; fi
     prog=$(program sextant-rollup)
-    launch rollup env -u NOTIFY_SOCKET SEXTANT_HOME="$H" SEXTANT_CONFIG="$CONF" "$prog" --config "$CONF" --instance 1
+    launch "$name" env -u NOTIFY_SOCKET SEXTANT_HOME="$H" SEXTANT_CONFIG="$CONF" "$prog" --config "$CONF" --instance "$instance"
     sleep 0.2
-    svc_pid rollup >/dev/null || { show_logs "$LOG/rollup.log"; die "rollup exited at start (see $LOG/rollup.log)"; }
+    svc_pid "$name" >/dev/null || { show_logs "$LOG/$name.log"; die "$name exited at start (see $LOG/$name.log)"; }
 }
 
 migrate() {
@@ -600,6 +602,7 @@ start_service() {
     api) start_api ;;
     persist) start_persist ;;
     rollup) start_rollup ;;
+    rollup2) start_rollup rollup2 2 ;;
     *) die "unknown service '$1' (one of: ${SERVICES[*]})" ;;
     esac
 }
@@ -675,6 +678,10 @@ cmd_down() {
     lock
     load_state
     [[ -r $STATE ]] || { say "nothing to stop in $H"; return 0; }
+    if svc_pid rollup2 >/dev/null; then
+        say "stopping rollup2"
+        stop_service rollup2
+    fi
     for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
         s=${SERVICES[i]}
         if svc_pid "$s" >/dev/null; then

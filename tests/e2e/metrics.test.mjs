@@ -203,7 +203,7 @@ stackTest(stack, 'the cumulative state only moves with a COMMIT: a state written
   await eventually(async () => assert.equal(await sumAll(), 10), { what: 'first point rolled up' });
   const sid = await stack.psql(`SELECT id FROM metric_series WHERE project_id = ${P.tag.id} AND name = 'tag.test.counter'`);
   const key = `${stack.config().redis_prefix}:{p${P.tag.id}}:cum:${sid}`;
-  assert.equal(await stack.redis('GET', key), `n ${start} 10`);
+  assert.equal(await stack.redis('GET', key), `N ${start} ${start + 1_000_000n} 10`);
   // A crash after the tagged write and before COMMIT: the entry is not in the ledger, the old state holds.
   await stack.redis('SET', key, `${'ab'.repeat(16)}|n ${start} 1000|n ${start} 10`);
   await send(start + 2_000_000n, 15);
@@ -213,7 +213,7 @@ stackTest(stack, 'the cumulative state only moves with a COMMIT: a state written
   await stack.redis('SET', key, `${applied}|n ${start} 20|n ${start} 15`);
   await send(start + 3_000_000n, 26);
   await eventually(async () => assert.equal(await sumAll(), 21), { what: 'delta against the committed state' });
-  assert.equal(await stack.redis('GET', key), `n ${start} 26`);
+  assert.equal(await stack.redis('GET', key), `N ${start} ${start + 3_000_000n} 26`);
 });
 
 stackTest(stack, 'another project sees 404 for these metrics and none of its own', async () => {
