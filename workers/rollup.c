@@ -1,48 +1,69 @@
 /* rollup.c: sextant-rollup: reads the metrics stream (group "rollup") and rolls data points into 1-minute and 1-hour rows and raw points in PostgreSQL.
  *
- * Design: one thread, one stream entry per transaction. For each entry:
- *   1. unpack the ExportMetricsServiceRequest and resolve every data point's
- *      series (metric name + point and resource attributes) to a
- *      metric_series id: an in-memory cache, else INSERT ... ON CONFLICT DO
- *      NOTHING RETURNING / SELECT, committed on its own (a series row without
- *      points is harmless);
- *   2. BEGIN; insert the entry's ledger row into persist_ledger (stream
- *      "metrics", key = SHA-256 of project id and body, as sextant-persist
- *      does). An entry already there was applied before: ROLLBACK, XACK,
- *      nothing else (so it never moves the cumulative state twice);
- *   3. take pg_advisory_xact_lock(LOCK_CLASS, series) for every series whose
- *      rollup reads what another entry wrote (cumulative sums, histograms,
- *      exponential histograms and summaries; delta exponential histograms
- *      too, whose stored buckets are merged in C), in ascending series order
- *      so two instances never deadlock. The lock is held to COMMIT, so a
- *      second instance (same consumer group, --instance 2) that gets an
- *      entry of the same series waits here and then reads the state the
- *      first one committed;
+ * Design: one thread; the entries of one XREADGROUP (up to READ_COUNT) are
+ * one batch and one transaction, every step a set-based statement or one
+ * pipelined Redis round trip whatever the batch's size:
+ *   1. every entry is checked and unpacked (malformed ones are dead-lettered
+ *      and acknowledged at once); its ledger key is SHA-256 of project id and
+ *      body, as sextant-persist's. Each data point's series (metric name +
+ *      point and resource attributes) comes from an in-memory cache; the
+ *      series the cache lacks are created or found with ONE multi-row
+ *      INSERT ... ON CONFLICT DO NOTHING RETURNING joined with what exists
+ *      (run again for series another instance committed meanwhile),
+ *      committed on its own (a series row without points is harmless);
+ *   2. BEGIN; the entries' ledger rows go into persist_ledger (stream
+ *      "metrics") with one INSERT ... ON CONFLICT DO NOTHING RETURNING the
+ *      new keys, in key order. Only entries whose row is new ("fresh") are
+ *      applied: an entry applied before (redelivery, another instance) never
+ *      moves anything twice, and all of the batch commits or none of it;
+ *   3. one statement takes pg_advisory_xact_lock(LOCK_CLASS, series) for
+ *      every series whose rollup reads what another entry wrote (cumulative
+ *      sums, histograms, exponential histograms and summaries; delta
+ *      exponential histograms too, whose stored buckets are merged in C), in
+ *      ascending series order so two instances never deadlock. The locks
+ *      are held to COMMIT, so a second instance (same consumer group,
+ *      --instance 2) that gets an entry of the same series waits here and
+ *      then reads the state the first one committed;
  *   4. cumulative points become deltas against the series' previous
  *      cumulative point, kept in Redis under <prefix>:{p<project>}:cum:<series>
  *      (lib/rollup_math.h: sums, explicit and exponential histograms, and
- *      summary count/sum). A point not newer than the state (time <= the
- *      state's time, start time not newer) arrived out of order (another
- *      instance, a late batch): it is skipped, because its counts are inside
- *      the newer cumulative value already and taking it for a reset would
- *      count them twice. Delta points and gauges are taken as they are.
- *      Points are merged into one row per (series, minute) and upserted into
- *      metric_points_1m, adding to what the minute holds; the same rows,
- *      merged per hour, are upserted into metric_points_1h; every point goes
- *      to metric_points_raw (unless already older than
- *      metrics_raw_retention_s). Exponential buckets of different scales are
- *      merged by downscaling to the smaller scale, and lower still to stay
- *      within SX_ROLLUP_EXP_MAX buckets per side; the row's stored buckets
- *      are read FOR UPDATE and merged in C (one implementation, unit-tested);
- *   5. the new cumulative states are written to Redis *tagged* with the
- *      entry's ledger key: "<key hex>|<new state>|<old state>". A reader that
- *      finds a tagged state asks the ledger whether that entry committed and
- *      takes the new or the old state accordingly, so the state only moves
- *      with a COMMIT, whatever crashes in between;
+ *      summary count/sum), all read with one pipeline of GETs. Points are
+ *      taken per series entry by entry in stream order (then by time), so a
+ *      batch moves each state exactly as the same entries one transaction
+ *      each would. A point not newer than the state (time <= the state's
+ *      time, start time not newer) arrived out of order (another instance,
+ *      a late batch): it is skipped, because its counts are inside the newer
+ *      cumulative value already and taking it for a reset would count them
+ *      twice. Delta points and gauges are taken as they are. Points are
+ *      merged into one row per (series, minute) and per (series, hour) for
+ *      the whole batch; exponential buckets of different scales are merged
+ *      by downscaling to the smaller scale, and lower still to stay within
+ *      SX_ROLLUP_EXP_MAX buckets per side, and the rows' stored buckets are
+ *      read with one SELECT ... FOR UPDATE per table and merged in C (one
+ *      implementation, unit-tested). The minute rows, the hour rows and the
+ *      raw points (unless already older than metrics_raw_retention_s) are
+ *      each written with COPY (into temp stage tables for the rows) and one
+ *      INSERT ... SELECT ... ON CONFLICT DO UPDATE in key order that adds to
+ *      what the row holds;
+ *   5. the new cumulative states are written to Redis (one pipeline) *tagged*
+ *      with the ledger key of the last entry that moved each of them:
+ *      "<key hex>|<new state>|<old state>". A reader that finds a tagged
+ *      state asks the ledger (one SELECT for all tags) whether that entry
+ *      committed and takes the new or the old state accordingly, so the
+ *      state only moves with a COMMIT, whatever crashes in between. (Whoever
+ *      commits that entry later had it fresh, so it rewrote the state of
+ *      every series the entry touches: a committed tag never vouches for a
+ *      state another transaction wrote. A tag of an entry fresh in the
+ *      reader's own batch is a failed earlier attempt of it: old state.);
  *   6. COMMIT, then the untagged new states (an optimization: skips the
  *      ledger look-up next time), written only where the key still holds our
  *      tagged value (a Lua compare-and-set): after COMMIT the lock is gone
- *      and another instance may already have tagged a newer state; then XACK.
+ *      and another instance may already have tagged a newer state; then one
+ *      XACK for the batch.
+ * A failure rolls the whole batch back; its entries are read again from our
+ * pending list. XREADGROUP, XACK or XAUTOCLAIM answering NOGROUP (stream or
+ * group deleted, e.g. FLUSHALL) recreate the group, which starts at "0": the
+ * entries still in the stream come again and the ledger skips them.
  * Entries of this consumer left pending by a crash are re-read from "0" at
  * start; entries of other (dead) consumers are reclaimed with XAUTOCLAIM.
  * Acknowledged entries are trimmed below the oldest entry any group still
@@ -51,19 +72,21 @@
  * RAW_EXPIRE_BATCH rows.
  *
  * Why rows live in PostgreSQL from the first point rather than as open
- * buckets in Redis flushed when closed: each entry's deltas are upserted in
- * the entry's own transaction with its ledger row, so exactly-once is one
+ * buckets in Redis flushed when closed: each batch's deltas are upserted in
+ * the batch's own transaction with its ledger rows, so exactly-once is one
  * COMMIT (no second ledger for flushes, no window where a bucket is in
  * neither place), charts are live without reading Redis, and a restart or a
  * second instance needs no hand-over of open buckets. The cost is one upsert
- * per (series, minute) and (series, hour) per entry instead of one per
- * closed bucket; the per-series state that must be read before writing (the
- * cumulative points) is still in Redis.
+ * per (series, minute) and (series, hour) per batch instead of one per
+ * closed bucket, all in one statement per table; the per-series state that
+ * must be read before writing (the cumulative points) is still in Redis.
  *
  * Limits: explicit histogram points with more than SX_ROLLUP_MAX_BUCKETS
  * buckets, and exponential histograms with a scale outside [-10, 20], are
  * skipped (counted in the stats line); summary rows keep at most
- * MAX_QUANTILES quantiles. Settings persist_block_ms and
+ * MAX_QUANTILES quantiles; a batch is at most READ_COUNT entries and its
+ * COPY text at most COPY_MAX bytes (a bigger one is retried, and stalls).
+ * Settings persist_block_ms and
  * persist_claim_idle_ms are shared with sextant-persist. */
 #include "arena.h"
 #include "buf.h"
@@ -1781,9 +1804,16 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: sextant-rollup [--config FILE] [--set name=value]... [--instance NAME] [--help]\n"
             "\n"
-            "Reads the metrics stream (consumer group \"rollup\") and rolls data points into one-minute\n"
-            "buckets in PostgreSQL (metric_series, metric_points_1m and _1h, metric_points_raw). Any number\n"
-            "of instances may run at once, each with its own --instance name.\n"
+            "Two threads, each with its own Redis and PostgreSQL connections:\n"
+            "  metrics  reads the metrics stream (consumer group \"rollup\") and rolls data points into\n"
+            "           metric_series, metric_points_1m, metric_points_1h and metric_points_raw, one\n"
+            "           transaction per read of up to 64 entries, each entry applied exactly once;\n"
+            "  spans    reads the spans stream (consumer group \"rollup\") and rolls spans into\n"
+            "           red_1m (requests, errors, durations per operation), edges_1m (service map)\n"
+            "           and db_statements_1m (database statements), one transaction per read.\n"
+            "Several instances may run at once on the same streams, each with its own --instance\n"
+            "name: entries are shared out by the consumer groups, every count stays exact.\n"
+            "\n"
             "  --config FILE     settings file (default: $SEXTANT_CONFIG, else $SEXTANT_HOME/sextant.conf,\n"
             "                    else ./var/sextant.conf; a missing default file is fine)\n"
             "  --set name=value  override one setting (may repeat; applied after the file)\n"
