@@ -4,7 +4,8 @@
 // the 1-minute rows; raw points kept metrics_raw_retention_s (30 s here) and
 // then deleted; the query's choice of raw / 1m / 1h data; two sextant-rollup
 // instances on one stream giving exact totals; redelivery counted once;
-// isolation. Every expected value is computed from what the test sent.
+// the consumer group deleted under a running rollup; isolation. Every
+// expected value is computed from what the test sent.
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -266,6 +267,34 @@ stackTest(stack, 'two rollup instances on one stream: exact totals', { timeout: 
   } finally {
     await stack.control('stop', 'rollup2');
   }
+});
+
+// ------------------------------------------------------ group deleted --
+
+stackTest(stack, 'the metrics group deleted under a running rollup is made again; totals exact', { timeout: 90_000 }, async () => {
+  const p = await stack.ctl('project', 'create', `mm-nogroup-${randomBytes(3).toString('hex')}`);
+  const t = await stack.ctl('token', 'create', '--project', p.slug);
+  const NG = { id: String(p.id), slug: p.slug, ingestKey: p.ingestKey, token: t.token };
+  const stream = `${stack.config().redis_prefix || 'sx'}:stream:metrics`;
+  const summaryWin = hourOf(Math.floor(Date.now() / HOUR_MS) * HOUR_MS - HOUR_MS);
+  const summaryBefore = await single(P.summary, { name: 'rpc.duration', agg: 'count', ...summaryWin });
+  assert.equal(await stack.redis('XGROUP', 'DESTROY', stream, 'rollup'), '1');
+  // The blocked XREADGROUP gets NOGROUP and the group comes back.
+  await eventually(async () => assert.match(await stack.redis('XINFO', 'GROUPS', stream), /rollup/),
+    { what: 'group rollup created again' });
+  const start = BigInt(Date.now() - 30_000) * 1_000_000n;
+  const N = 12;
+  for (let i = 1; i <= N; i++) await send(NG, counterBody(start, start + BigInt(i) * 1_000_000n, 5 * i, i));
+  const q = { from: String(start / 1_000_000n - 60_000n), to: String(start / 1_000_000n + 120_000n), step: '1m' };
+  await eventually(async () => {
+    assert.equal(total(await mquery(NG, { name: 'two.delta', agg: 'sum', ...q })), (N * (N + 1)) / 2);
+    assert.equal(total(await mquery(NG, { name: 'two.cumulative', agg: 'sum', ...q })), 5 * N);
+  }, { what: 'exact totals after the group came back', timeoutMs: 30_000 });
+  // Entries still in the stream are read again by the new group: not counted again.
+  await sleep(2000);
+  assert.equal(total(await mquery(NG, { name: 'two.delta', agg: 'sum', ...q })), (N * (N + 1)) / 2);
+  assert.equal(total(await mquery(NG, { name: 'two.cumulative', agg: 'sum', ...q })), 5 * N);
+  assert.equal(await single(P.summary, { name: 'rpc.duration', agg: 'count', ...summaryWin }), summaryBefore);
 });
 
 // -------------------------------------------------------------- isolation --
