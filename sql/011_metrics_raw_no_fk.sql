@@ -1,4 +1,4 @@
--- 010_metrics_raw_no_fk.sql: metric_points_raw loses its foreign key to metric_series.
+-- 011_metrics_raw_no_fk.sql: metric_points_raw loses its foreign key to metric_series.
 --
 -- sextant-rollup writes one raw row per data point (metric_points_raw, 008), by
 -- COPY, a batch of stream entries at a time. The foreign key's check runs once per
