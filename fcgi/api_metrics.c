@@ -51,6 +51,7 @@
 #define MAX_GROUP_KEYS 8
 #define MAX_FILTERS 8
 #define MAX_POINTS 20000 /* steps of one answer */
+#define DEFAULT_STEPS 300 /* steps of an answer when no step is asked for */
 #define MAX_CELLS 2000000 /* groups x steps of one answer */
 #define MAX_PCT_BYTES ((size_t)64 << 20) /* percentile accumulators of one answer */
 #define SECOND_NS 1000000000LL
@@ -113,6 +114,17 @@ struct query {
     size_t nfilters;
 };
 
+/* The step when none is asked for: the smallest of 1m, 2m, 5m, 10m, 15m,
+ * 30m, 1h, 2h, 3h, 6h, 12h, 1d giving at most DEFAULT_STEPS steps, as a
+ * chart's maxDataPoints does (24 h: 5 minutes, 288 points a series). */
+static int64_t default_step(int64_t range_ns)
+{
+    static const int minutes[] = {1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440};
+    for (size_t i = 0; i < SX_ARRAY_LEN(minutes); i++)
+        if (range_ns / (minutes[i] * MINUTE_NS) <= DEFAULT_STEPS) return minutes[i] * MINUTE_NS;
+    return 1440 * MINUTE_NS;
+}
+
 static int parse_agg(const char *s, struct query *q)
 {
     static const struct {
@@ -172,6 +184,7 @@ static int parse_query(struct sx_api_req *r, struct query *q)
                            "step must be a whole number of seconds under a minute, else of minutes (10s, 5m, 1h)");
     if (sx_api_time_window(from, to, range, r->now_ns, 3600LL * 1000000000LL, &q->win, err, sizeof(err)) != SX_OK)
         return sx_api_fail(r, 400, "bad_request", "%s", err);
+    if (!step) q->step_ns = default_step(q->win.to_ns - q->win.from_ns);
     /* The resolution (see the top of the file). */
     if (q->step_ns < MINUTE_NS) {
         int64_t raw_from = r->now_ns - r->cfg->metrics_raw_retention_s * SECOND_NS;

@@ -218,6 +218,13 @@ stackTest(stack, 'raw points are kept, answer steps under a minute, and are dele
   assert.equal(week.resolution, '1h');
   assert.equal(week.stepMs, HOUR_MS);
   assert.equal(total(week), values.length);
+  // No step: at most 300 steps (1 h: 1m, 24 h: 5m on 1-minute rows, 7 d: 1h), same totals.
+  for (const [timeRange, stepMs, resolution] of [['1h', 60_000, '1m'], ['24h', 300_000, '1m'], ['7d', HOUR_MS, '1h']]) {
+    const d = await mquery(P.raw, { name: 'queue.depth', agg: 'count', timeRange });
+    assert.equal(d.stepMs, stepMs, `${timeRange}: default step`);
+    assert.equal(d.resolution, resolution, `${timeRange}: resolution`);
+    assert.equal(total(d), values.length, `${timeRange}: total`);
+  }
   // A step under a minute over a window older than the retention: 1m data.
   const old = await mquery(P.raw, { name: 'queue.depth', agg: 'count', timeRange: '2h', step: '10s' });
   assert.equal(old.resolution, '1m');
