@@ -168,7 +168,11 @@ PGresult *sx_api_exec(struct sx_api_req *r, const char *sql, int nparams, const 
             r->may_retry = 0;
             return res;
         }
-        const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        /* A copy: the field lives in res, which is cleared before it is read below. */
+        char statebuf[8] = "";
+        const char *field = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        if (field) snprintf(statebuf, sizeof(statebuf), "%s", field);
+        const char *state = field ? statebuf : NULL;
         int gone = PQstatus(conn) == CONNECTION_BAD;
         int transient = gone || transient_sqlstate(state);
         sx_rwarn(r->reqid, "%s failed: %s%s%s", what, state ? state : "", state ? " " : "",
