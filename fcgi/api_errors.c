@@ -297,7 +297,8 @@ static int issue_cursor_decode(const char *s, enum sort want, int64_t *val, long
 static int status_list_ok(const char *s)
 {
     char buf[64];
-    if (strlen(s) >= sizeof(buf)) return 0;
+    size_t len = strlen(s);
+    if (len >= sizeof(buf) || len == 0 || s[0] == ',' || s[len - 1] == ',' || strstr(s, ",,")) return 0;
     snprintf(buf, sizeof(buf), "%s", s);
     char *save = NULL;
     int n = 0;
@@ -903,7 +904,8 @@ int sx_api_errors_merge(struct sx_api_req *r)
          "ON CONFLICT (project_id, issue_id, hour_ns) DO UPDATE SET events = issue_counts_hourly.events + "
          "EXCLUDED.events",
          "INSERT issue_counts_hourly (merge)"},
-        {"DELETE FROM issue_counts_hourly WHERE project_id = $1 AND issue_id = ANY ($3::bigint[])",
+        {"DELETE FROM issue_counts_hourly WHERE project_id = $1 AND issue_id = ANY ($3::bigint[]) "
+         "AND issue_id <> $2::bigint",
          "DELETE issue_counts_hourly (merge)"},
         {"UPDATE error_events SET issue_id = $2 WHERE project_id = $1 AND issue_id = ANY ($3::bigint[])",
          "UPDATE error_events (merge)"},
