@@ -1,18 +1,23 @@
-/* api.c: sextant-api, the read side of the JSON API: command line, routing,
- * authentication, project resolution and the per-request RLS transaction.
+/* api.c: sextant-api, the JSON API: command line, routing, authentication,
+ * project resolution and the per-request RLS transaction.
  *
- * Request flow: route on DOCUMENT_URI (404) and REQUEST_METHOD (405); hash
- * the bearer token and look it up (401), cached per thread for a few
- * seconds; open one transaction as sextant_reader with sextant.project_ids
+ * Request flow: route on DOCUMENT_URI (404) and REQUEST_METHOD (405 with the
+ * endpoint's Allow); hash the bearer token and look it up (401), cached per
+ * thread for a few seconds; open one transaction with sextant.project_ids
  * set to the token's projects (row-level security is the second wall; every
- * query still filters on project_id); resolve {project} (id or slug) within
+ * query still filters on project_id): READ ONLY as sextant_reader for GET,
+ * read-write as sextant_issue_writer for the few write routes (PATCH and POST
+ * of .../errors; sql/012_errors_api.sql says what that role may change);
+ * resolve {project} (id or slug) within
  * the token's projects (404 whether it is missing or forbidden, so existence
  * does not leak); run the handler; COMMIT or ROLLBACK. Resolving the project
  * inside the transaction lets the API log in as a role that does not own the
  * tables: `projects` has RLS too. PostgreSQL trouble is a 503 with
  * Retry-After, never a crash. The login role needs SELECT on access_tokens
- * and membership in sextant_reader (GRANT sextant_reader TO <api role>). */
+ * and membership in sextant_reader and sextant_issue_writer (GRANT
+ * sextant_reader, sextant_issue_writer TO <api role>). */
 #include "api_int.h"
+#include "api_errors.h"
 #include "api_metrics.h"
 #include "api_perf.h"
 #include "cli.h"
@@ -36,6 +41,7 @@
 #define TOKEN_CACHE_SIZE 16
 #define TOKEN_CACHE_TTL_NS (5LL * 1000000000LL)
 #define MAX_SEGMENTS 8
+#define BODY_MAX ((size_t)64 << 10) /* largest request body (JSON) */
 
 /* A token lookup remembered for TOKEN_CACHE_TTL_NS (revocation takes effect
  * within that time). Unknown tokens are remembered too, so a flood of bad
@@ -58,7 +64,8 @@ struct api_thread {
 };
 
 enum endpoint { EP_NONE, EP_HEALTH, EP_TRACES, EP_TRACE, EP_SERVICES, EP_LOGS, EP_METRICS, EP_METRICS_QUERY,
-                EP_PERF, EP_DEPS, EP_DATABASE, EP_SERVICE_MAP, EP_PROJECT_HEALTH };
+                EP_PERF, EP_DEPS, EP_DATABASE, EP_SERVICE_MAP, EP_PROJECT_HEALTH,
+                EP_ERRORS, EP_ERROR_STATS, EP_ERROR_MERGE, EP_ERROR, EP_ERROR_EVENTS };
 
 /* ---- helpers shared with api_traces.c ---------------------------------------- */
 
@@ -112,6 +119,23 @@ const char *sx_api_param1(struct sx_api_req *r, const char *key, int *bad)
     return v && *v ? v : NULL;
 }
 
+int sx_api_body_json(struct sx_api_req *r, struct sx_jv **out)
+{
+    char err[256];
+    uint8_t *body = NULL;
+    size_t len = 0;
+    const char *ct = sx_fcgi_param(r->fr, "CONTENT_TYPE");
+    if (ct && *ct && strncasecmp(ct, "application/json", 16) != 0)
+        return sx_api_fail(r, 415, "unsupported_media_type", "send the body as application/json");
+    int rc = sx_fcgi_read_body(r->fr, BODY_MAX, &body, &len);
+    if (rc == SX_AGAIN) return sx_api_fail(r, 413, "too_large", "body over %zu bytes", BODY_MAX);
+    if (rc != SX_OK) return sx_api_fail(r, 400, "bad_request", "could not read the body");
+    if (len == 0) return sx_api_fail(r, 400, "bad_request", "a JSON body is required");
+    if (sx_jv_parse((const char *)body, len, NULL, r->fr->arena, out, err, sizeof(err)) != SX_OK)
+        return sx_api_fail(r, 400, "bad_request", "%s", err);
+    return SX_OK;
+}
+
 /* One-line copy of a libpq message for the log. */
 static const char *one_line(const char *msg, char *buf, size_t len)
 {
@@ -144,7 +168,11 @@ PGresult *sx_api_exec(struct sx_api_req *r, const char *sql, int nparams, const 
             r->may_retry = 0;
             return res;
         }
-        const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        /* A copy: the field lives in res, which is cleared before it is read below. */
+        char statebuf[8] = "";
+        const char *field = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+        if (field) snprintf(statebuf, sizeof(statebuf), "%s", field);
+        const char *state = field ? statebuf : NULL;
         int gone = PQstatus(conn) == CONNECTION_BAD;
         int transient = gone || transient_sqlstate(state);
         sx_rwarn(r->reqid, "%s failed: %s%s%s", what, state ? state : "", state ? " " : "",
@@ -286,8 +314,8 @@ static int resolve_project(struct sx_api_req *r, const char *seg, const int *all
 
     const char *params[2] = {seg, list};
     res = sx_api_exec(r,
-                      numeric ? "SELECT id FROM projects WHERE id = $1::integer AND id = ANY ($2::integer[])"
-                              : "SELECT id FROM projects WHERE slug = $1 AND id = ANY ($2::integer[])",
+                      numeric ? "SELECT id, slug FROM projects WHERE id = $1::integer AND id = ANY ($2::integer[])"
+                              : "SELECT id, slug FROM projects WHERE slug = $1 AND id = ANY ($2::integer[])",
                       2, params, "SELECT projects");
     if (!res) goto out;
     if (PQntuples(res) != 1) {
@@ -295,15 +323,20 @@ static int resolve_project(struct sx_api_req *r, const char *seg, const int *all
         goto out;
     }
     r->project_id = atoi(PQgetvalue(res, 0, 0));
+    if (!(r->project_slug = sx_arena_strndup(r->fr->arena, PQgetvalue(res, 0, 1), (size_t)PQgetlength(res, 0, 1)))) {
+        sx_api_fail(r, 500, "internal", "out of memory");
+        goto out;
+    }
     rc = SX_OK;
 out:
     PQclear(res);
     return rc;
 }
 
-/* Opens the request's transaction as sextant_reader, limited by row-level
- * security to the allowed projects. */
-static int begin_reader(struct sx_api_req *r, const int *allowed, size_t nallowed)
+/* Opens the request's transaction, limited by row-level security to the
+ * allowed projects: READ ONLY as sextant_reader, or, for a write route
+ * (r->write), read-write as sextant_issue_writer. */
+static int begin_txn(struct sx_api_req *r, const int *allowed, size_t nallowed)
 {
     char csv[SX_API_MAX_PROJECTS * 12 + 1];
     size_t off = 0;
@@ -315,10 +348,11 @@ static int begin_reader(struct sx_api_req *r, const int *allowed, size_t nallowe
         if (n < 0 || (size_t)n >= sizeof(csv) - off) return sx_api_fail(r, 500, "internal", "internal error");
         off += (size_t)n;
     }
-    res = sx_api_exec(r, "BEGIN READ ONLY", 0, NULL, "BEGIN");
+    res = sx_api_exec(r, r->write ? "BEGIN" : "BEGIN READ ONLY", 0, NULL, "BEGIN");
     if (!res) return SX_ERR;
     PQclear(res);
-    res = sx_api_exec(r, "SET LOCAL ROLE sextant_reader", 0, NULL, "SET ROLE sextant_reader");
+    res = r->write ? sx_api_exec(r, "SET LOCAL ROLE sextant_issue_writer", 0, NULL, "SET ROLE sextant_issue_writer")
+                   : sx_api_exec(r, "SET LOCAL ROLE sextant_reader", 0, NULL, "SET ROLE sextant_reader");
     if (!res) return SX_ERR;
     PQclear(res);
     res = sx_api_exec(r, "SET LOCAL statement_timeout = 15000", 0, NULL, "SET statement_timeout");
@@ -410,7 +444,35 @@ static enum endpoint route(int n, char **seg)
     if (n == 5 && strcmp(seg[2], "services") == 0 && *seg[3] && strcmp(seg[4], "database") == 0) return EP_DATABASE;
     if (n == 3 && strcmp(seg[2], "service-map") == 0) return EP_SERVICE_MAP;
     if (n == 3 && strcmp(seg[2], "health") == 0) return EP_PROJECT_HEALTH;
+    if (n >= 3 && strcmp(seg[2], "errors") == 0) {
+        if (n == 3) return EP_ERRORS;
+        if (n == 4 && strcmp(seg[3], "stats") == 0) return EP_ERROR_STATS;
+        if (n == 4 && strcmp(seg[3], "merge") == 0) return EP_ERROR_MERGE;
+        if (n == 4 && *seg[3]) return EP_ERROR;
+        if (n == 5 && *seg[3] && strcmp(seg[4], "events") == 0) return EP_ERROR_EVENTS;
+    }
     return EP_NONE;
+}
+
+/* The methods an endpoint answers, as its Allow header lists them. */
+static const char *endpoint_allow(enum endpoint ep)
+{
+    switch (ep) {
+    case EP_ERRORS:
+    case EP_ERROR: return "GET, HEAD, PATCH";
+    case EP_ERROR_MERGE: return "POST";
+    default: return "GET, HEAD";
+    }
+}
+
+/* Whether method is one of the comma-separated list allow. */
+static int method_allowed(const char *allow, const char *method)
+{
+    size_t n = strlen(method);
+    if (n == 0) return 0;
+    for (const char *p = allow; (p = strstr(p, method)); p += n)
+        if ((p == allow || p[-1] == ' ') && (p[n] == ',' || p[n] == '\0')) return 1;
+    return 0;
 }
 
 /* Runs a project-scoped endpoint: auth, project, transaction, handler. */
@@ -431,7 +493,7 @@ static void project_endpoint(struct sx_api_req *r, struct api_thread *t, enum en
         sx_api_fail(r, 404, "not_found", "project not found");
         return;
     }
-    if (begin_reader(r, allowed, nallowed) != SX_OK || resolve_project(r, seg[1], allowed, nallowed) != SX_OK) {
+    if (begin_txn(r, allowed, nallowed) != SX_OK || resolve_project(r, seg[1], allowed, nallowed) != SX_OK) {
         end_txn(r);
         return;
     }
@@ -451,6 +513,11 @@ static void project_endpoint(struct sx_api_req *r, struct api_thread *t, enum en
         case EP_DATABASE: sx_api_perf_database(r, seg[3]); break;
         case EP_SERVICE_MAP: sx_api_perf_edges(r, NULL); break;
         case EP_PROJECT_HEALTH: sx_api_perf_health(r); break;
+        case EP_ERRORS: r->write ? sx_api_errors_patch(r, NULL) : sx_api_errors_list(r); break;
+        case EP_ERROR_STATS: sx_api_errors_stats(r); break;
+        case EP_ERROR_MERGE: sx_api_errors_merge(r); break;
+        case EP_ERROR: r->write ? sx_api_errors_patch(r, seg[3]) : sx_api_error_get(r, seg[3]); break;
+        case EP_ERROR_EVENTS: sx_api_error_events(r, seg[3]); break;
         default: sx_api_fail(r, 404, "not_found", "no such endpoint"); break;
         }
     }
@@ -463,7 +530,7 @@ static void handle(struct sx_fcgi_req *fr, void *ctx)
     struct api_thread *t = fr->thread_state;
     struct sx_api_req r;
     char *seg[MAX_SEGMENTS];
-    char headers[160];
+    char headers[200];
 
     memset(&r, 0, sizeof(r));
     r.fr = fr;
@@ -482,9 +549,12 @@ static void handle(struct sx_fcgi_req *fr, void *ctx)
 
     int n = split_path(&r, path, seg);
     enum endpoint ep = n > 0 ? route(n, seg) : EP_NONE;
-    int is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    const char *allow = endpoint_allow(ep);
+    r.method = method;
+    r.write = strcmp(method, "PATCH") == 0 || strcmp(method, "POST") == 0;
     if (ep == EP_NONE) sx_api_fail(&r, 404, "not_found", "no such endpoint");
-    else if (!is_get) sx_api_fail(&r, 405, "method_not_allowed", "method %.16s not allowed: use GET", method);
+    else if (!method_allowed(allow, method))
+        sx_api_fail(&r, 405, "method_not_allowed", "method %.16s not allowed: use %s", method, allow);
     else if (ep == EP_HEALTH) health(&r);
     else project_endpoint(&r, t, ep, seg);
 
@@ -492,11 +562,12 @@ static void handle(struct sx_fcgi_req *fr, void *ctx)
     if (r.status >= 500) sx_rwarn(r.reqid, "%s %.200s: %d", method, path, r.status);
     else sx_rdebug(r.reqid, "%s %.200s: %d", method, path, r.status);
 
-    snprintf(headers, sizeof(headers), "Cache-Control: no-store\r\n%s",
+    snprintf(headers, sizeof(headers), "Cache-Control: no-store\r\n%s%s%s",
              r.status == 503   ? "Retry-After: 2\r\n"
-             : r.status == 405 ? "Allow: GET, HEAD\r\n"
              : r.status == 401 ? "WWW-Authenticate: Bearer\r\n"
-                               : "");
+                               : "",
+             r.status == 405 ? "Allow: " : "", r.status == 405 ? allow : "");
+    if (r.status == 405) snprintf(headers + strlen(headers), sizeof(headers) - strlen(headers), "\r\n");
     if (sx_fcgi_respond(fr, r.status, "application/json", headers, r.out->data, r.out->len) != SX_OK)
         sx_rdebug(r.reqid, "client went away before the response was written");
     if (t->out.cap > OUT_KEEP) {
@@ -530,7 +601,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: " PROGRAM " [--config FILE] [--set name=value]... [--instance NAME] [--help]\n"
-            "Serves the read side of the JSON API (/api/v1/...) over FastCGI.\n"
+            "Serves the JSON API (/api/v1/...) over FastCGI.\n"
             "  --config FILE      settings file (default: $SEXTANT_CONFIG, else $SEXTANT_HOME/sextant.conf,\n"
             "                     else ./var/sextant.conf; a missing default file is fine)\n"
             "  --set name=value   override one setting (after the file)\n"

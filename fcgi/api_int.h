@@ -8,6 +8,7 @@
 #include "config.h"
 #include "fcgi_server.h"
 #include "json.h"
+#include "jsonval.h"
 
 #include <libpq-fe.h>
 
@@ -23,6 +24,9 @@ struct sx_api_req {
     struct sx_buf *out;         /* response body; owned by the thread */
     int status;                 /* HTTP status of the response in out */
     int project_id;             /* resolved {project}, once authorized */
+    const char *project_slug;   /* its slug (arena memory) */
+    const char *method;         /* REQUEST_METHOD */
+    int write;                  /* a write route: read-write transaction as sextant_issue_writer */
     int64_t now_ns;
     const char *reqid;
 };
@@ -40,6 +44,11 @@ PGresult *sx_api_exec(struct sx_api_req *r, const char *sql, int nparams, const 
 /* Returns the single value of a parameter that may occur once: NULL when
  * absent or empty; sets a 400 and *bad when it is given more than once. */
 const char *sx_api_param1(struct sx_api_req *r, const char *key, int *bad);
+
+/* Reads the request body (application/json or no Content-Type, at most
+ * 64 KB) and parses it into *out (arena memory). SX_ERR with 400, 413 or
+ * 415 set. */
+int sx_api_body_json(struct sx_api_req *r, struct sx_jv **out);
 
 /* Copies a formatted string into the request arena; NULL on exhaustion. */
 char *sx_api_strf(struct sx_api_req *r, const char *fmt, ...) SX_PRINTF(2, 3);

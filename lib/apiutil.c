@@ -684,3 +684,46 @@ int sx_api_log_cursor_decode(const char *s, int64_t *time_ns, uint32_t *block, u
     *offset = (uint16_t)(((unsigned)id[4] << 8) | id[5]);
     return SX_OK;
 }
+
+/* ---- user agents --------------------------------------------------------------- */
+
+void sx_api_user_agent(const char *ua, char *browser, size_t blen, char *os, size_t olen)
+{
+    static const struct {
+        const char *token, *name;
+    } browsers[] = {
+        {"Edg/", "Edge"}, {"EdgA/", "Edge"}, {"EdgiOS/", "Edge"}, {"OPR/", "Opera"},
+        {"SamsungBrowser/", "Samsung Internet"}, {"Firefox/", "Firefox"}, {"FxiOS/", "Firefox"},
+        {"CriOS/", "Chrome"}, {"Chrome/", "Chrome"}, {"MSIE ", "Internet Explorer"},
+    };
+    static const struct {
+        const char *token, *name;
+    } systems[] = {
+        {"Windows", "Windows"}, {"Android", "Android"}, {"iPhone", "iOS"}, {"iPad", "iOS"}, {"iPod", "iOS"},
+        {"CrOS", "Chrome OS"}, {"Mac OS X", "macOS"}, {"Macintosh", "macOS"}, {"Linux", "Linux"},
+    };
+    const char *name = NULL, *ver = NULL;
+    if (!ua) ua = "";
+    for (size_t i = 0; i < SX_ARRAY_LEN(browsers) && !name; i++) {
+        const char *p = strstr(ua, browsers[i].token);
+        if (p) {
+            name = browsers[i].name;
+            ver = p + strlen(browsers[i].token);
+        }
+    }
+    if (!name && strstr(ua, "Safari/") && (ver = strstr(ua, "Version/"))) {
+        name = "Safari";
+        ver += strlen("Version/");
+    }
+    size_t digits = ver ? strspn(ver, "0123456789") : 0;
+    if (!name) snprintf(browser, blen, "Other");
+    else if (digits == 0 || digits > 6) snprintf(browser, blen, "%s", name);
+    else snprintf(browser, blen, "%s %.*s", name, (int)digits, ver);
+    const char *sys = "Other";
+    for (size_t i = 0; i < SX_ARRAY_LEN(systems); i++)
+        if (strstr(ua, systems[i].token)) {
+            sys = systems[i].name;
+            break;
+        }
+    snprintf(os, olen, "%s", sys);
+}

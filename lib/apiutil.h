@@ -138,6 +138,16 @@ void sx_api_log_cursor_encode(int64_t time_ns, uint32_t block, uint16_t offset, 
 /* SX_ERR for anything but a cursor made by sx_api_log_cursor_encode. */
 int sx_api_log_cursor_decode(const char *s, int64_t *time_ns, uint32_t *block, uint16_t *offset);
 
+/* ---- user agents --------------------------------------------------------------- */
+
+/* Names the browser with its major version ("Chrome 120", "Safari 17",
+ * "Firefox 121", "Edge 120"; "Other" when not recognized) and the operating
+ * system ("Windows", "macOS", "iOS", "Android", "Chrome OS", "Linux",
+ * "Other") of a User-Agent header, for the tag breakdown of an issue. Order
+ * matters: Edge and Opera also say Chrome, Chrome also says Safari, Android
+ * also says Linux. Output is truncated to fit; ua may be NULL. */
+void sx_api_user_agent(const char *ua, char *browser, size_t blen, char *os, size_t olen);
+
 /* ---- waterfall --------------------------------------------------------------- */
 
 struct sx_api_wf_span {

@@ -26,7 +26,7 @@ PB_C=$(find "$GEN" -name '*.pb-c.c' | sort)
 
 LIB_C="lib/arena.c lib/buf.c lib/json.c lib/config.c lib/util.c lib/log.c
        lib/gzip.c lib/otlp_pb.c lib/otlp_json.c lib/otlp_validate.c lib/otlp_logs.c lib/otlp_metrics.c lib/sqlnorm.c
-       lib/stacktrace.c lib/grouping.c"
+       lib/stacktrace.c lib/grouping.c lib/jsonval.c lib/apiutil.c"
 CFLAGS="-std=c11 -g -O1 -D_GNU_SOURCE -Ilib -I$GEN -fsanitize=fuzzer,address,undefined
         -fno-sanitize-recover=all -fno-omit-frame-pointer"
 LIBS="-lprotobuf-c -lyajl -lz -lcrypto -lm"
@@ -198,10 +198,11 @@ seed metrics_pb "$FIX"/metrics-*-proto.bin tests/data/otlp_metrics/pb_*.bin
 seed metrics_json "$FIX"/metrics-*-json.json tests/data/otlp_metrics/json_*.json
 seed sqlnorm tests/data/sql/*.sql
 seed stacktrace tests/data/stacks/*.txt
+seed jsonval tests/data/json/*.json
 
 fail=0
 # FUZZ_TARGETS="logs_pb logs_json" runs only those.
-for t in ${FUZZ_TARGETS:-trace_pb trace_json gunzip logs_pb logs_json metrics_pb metrics_json sqlnorm stacktrace}; do
+for t in ${FUZZ_TARGETS:-trace_pb trace_json gunzip logs_pb logs_json metrics_pb metrics_json sqlnorm stacktrace jsonval}; do
     echo "== fuzz_$t: build"
     # The OTLP targets are one source, fuzz/fuzz_otlp.c, built once per signal
     # and encoding; the defines pick which.

@@ -531,6 +531,41 @@ static void test_log_cursor(void **state)
     assert_int_equal(sx_api_log_cursor_decode("garbage", &t, &blk, &off), SX_ERR);
 }
 
+/* ---- user agents ----------------------------------------------------------- */
+
+static void test_user_agent(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *ua, *browser, *os;
+    } c[] = {
+        {"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36",
+         "Chrome 120", "Windows"},
+        {"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36 Edg/120.0.2210.91",
+         "Edge 120", "Windows"},
+        {"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Safari/605.1.15",
+         "Safari 17", "macOS"},
+        {"Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
+         "Safari 17", "iOS"},
+        {"Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0", "Firefox 121", "Linux"},
+        {"Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.6099.144 Mobile Safari/537.36",
+         "Chrome 120", "Android"},
+        {"curl/8.4.0", "Other", "Other"},
+        {"", "Other", "Other"},
+    };
+    char b[32], o[32];
+    for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+        sx_api_user_agent(c[i].ua, b, sizeof(b), o, sizeof(o));
+        assert_string_equal(b, c[i].browser);
+        assert_string_equal(o, c[i].os);
+    }
+    sx_api_user_agent(NULL, b, sizeof(b), o, sizeof(o));
+    assert_string_equal(b, "Other");
+    sx_api_user_agent("Chrome/120", b, 5, o, 3); /* truncated, still terminated */
+    assert_string_equal(b, "Chro");
+    assert_string_equal(o, "Ot");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -543,6 +578,7 @@ int main(void)
         cmocka_unit_test(test_parse_range_and_window),
         cmocka_unit_test(test_cursor_roundtrip),
         cmocka_unit_test(test_cursor_garbage),
+        cmocka_unit_test(test_user_agent),
         cmocka_unit_test(test_waterfall_tree),
         cmocka_unit_test(test_waterfall_orphans),
         cmocka_unit_test(test_waterfall_cycle_and_duplicates),
