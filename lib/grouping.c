@@ -61,6 +61,10 @@ struct norm {
     char *out;
     size_t len, limit;
     int full;
+    /* per quote kind: the last closing-quote search, from+1 .. upto, found or not; reused
+     * while it still answers, so a line of unclosed quotes costs linear time */
+    size_t qfrom[3], qupto[3];
+    int qfound[3];
 };
 
 static unsigned char at(const struct norm *s, size_t k)
@@ -89,10 +93,13 @@ static unsigned char prev(const struct norm *s)
     return s->len ? (unsigned char)s->out[s->len - 1] : ' ';
 }
 
-/* Whether the byte at k ends a token: end, or not a word byte. */
+/* Whether the byte at k ends a token: end, or neither a word byte nor '<'. A placeholder
+ * right after a token (`ad::<num>` from `ad::1x`) must not turn it into one when the text
+ * is normalized again. */
 static int ends_word(const struct norm *s, size_t k)
 {
-    return !is_word(at(s, k));
+    unsigned char c = at(s, k);
+    return !is_word(c) && c != '<';
 }
 
 static size_t run(const struct norm *s, size_t k, int (*cls)(unsigned char))
@@ -101,23 +108,42 @@ static size_t run(const struct norm *s, size_t k, int (*cls)(unsigned char))
     return k;
 }
 
-static size_t m_quote(const struct norm *s)
+/* A closing quote at j: a single quote must not be followed by a word byte or '<' (a
+ * placeholder in an already normalized text), so "can't" or 'x'5 stay as they are. */
+static int closes(const struct norm *s, size_t j, unsigned char q)
+{
+    if (s->in[j] != q) return 0;
+    if (q != '\'') return 1;
+    unsigned char c = j + 1 < s->n ? s->in[j + 1] : 0;
+    return !is_word(c) && c != '<';
+}
+
+static size_t m_quote(struct norm *s)
 {
     unsigned char q = at(s, 0);
-    if (q != '\'' && q != '"' && q != '`') return 0;
-    for (size_t k = 1; k < 512 && s->i + k < s->n; k++) {
-        unsigned char c = s->in[s->i + k];
-        if (c == '\n' || c == '\r') return 0;
-        if (c == '\\') {
-            k++;
-            continue;
-        }
-        if (c == q) {
-            if (q == '\'' && !ends_word(s, k + 1)) continue;
-            return k + 1;
-        }
+    int kind = q == '\'' ? 0 : q == '"' ? 1 : q == '`' ? 2 : -1;
+    if (kind < 0) return 0;
+    size_t i = s->i;
+    if (!(s->qfrom[kind] <= i && i < s->qupto[kind])) {
+        size_t j = i + 1;
+        while (j < s->n && s->in[j] != '\n' && s->in[j] != '\r' && !closes(s, j, q)) j++;
+        s->qfrom[kind] = i;
+        s->qupto[kind] = j;
+        s->qfound[kind] = j < s->n && s->in[j] == q;
     }
-    return 0;
+    /* the search from qfrom found the first close (or the line end) at qupto; as no close
+     * lies between qfrom and qupto, the same holds from i */
+    if (!s->qfound[kind]) return 0;
+    return s->qupto[kind] + 1 - i;
+}
+
+/* Like run, but looking at most max bytes ahead: every matcher's lookahead is bounded, so
+ * a pathological message costs at most SX_GROUPING_MSG_MAX steps of a few KiB each. */
+static size_t run_max(const struct norm *s, size_t k, int (*cls)(unsigned char), size_t max)
+{
+    size_t end = k + max;
+    while (k < end && s->i + k < s->n && cls(s->in[s->i + k])) k++;
+    return k;
 }
 
 static int url_char(unsigned char c)
@@ -139,7 +165,7 @@ static size_t m_url(const struct norm *s)
     if (at(s, k) != ':' || at(s, k + 1) != '/' || at(s, k + 2) != '/') return 0;
     k += 3;
     size_t start = k;
-    k = run(s, k, url_char);
+    k = run_max(s, k, url_char, 2048); /* a longer URL ends there */
     while (k > start && trailing_punct(at(s, k - 1))) k--;
     return k > start ? k : 0;
 }
@@ -157,9 +183,10 @@ static int host_char(unsigned char c)
 static size_t m_email(const struct norm *s)
 {
     if (!is_word(at(s, 0))) return 0;
-    size_t k = run(s, 0, email_local);
+    size_t k = run_max(s, 0, email_local, 64);
     if (at(s, k) != '@' || (!is_alpha(at(s, k + 1)) && !is_digit(at(s, k + 1)))) return 0;
-    size_t d = k + 1, e = run(s, d, host_char);
+    size_t d = k + 1, e = run_max(s, d, host_char, 255);
+    if (host_char(at(s, e))) return 0;
     while (e > d && (at(s, e - 1) == '.' || at(s, e - 1) == '-')) e--;
     int dot = 0;
     for (size_t j = d; j < e; j++) dot |= at(s, j) == '.';
@@ -247,6 +274,7 @@ static size_t m_ip(const struct norm *s)
     int dbl = 0;
     for (k = 0; s->i + k < s->n; k++) {
         unsigned char c = at(s, k);
+        if (k > 45) return 0;
         if (c == ':') {
             if (at(s, k + 1) == ':') {
                 if (dbl) break;
@@ -297,18 +325,18 @@ static size_t m_path(const struct norm *s)
     else if (c0 == '.' && at(s, 1) == '/') start = 1;
     else if (c0 == '.' && at(s, 1) == '.' && at(s, 2) == '/') start = 2;
     else if (is_alpha(c0) && at(s, 1) == ':' && at(s, 2) == '\\' && path_char(at(s, 3))) {
-        size_t k = run(s, 3, path_char);
+        size_t k = run_max(s, 3, path_char, 1024);
         while (k > 3 && trailing_punct(at(s, k - 1))) k--;
         return k;
     } else if (c0 == '\\' && at(s, 1) == '\\' && is_word(at(s, 2))) {
-        size_t k = run(s, 2, path_char);
+        size_t k = run_max(s, 2, path_char, 1024);
         while (k > 2 && trailing_punct(at(s, k - 1))) k--;
         return k;
     } else {
         return 0;
     }
     if (!is_word(at(s, start + 1)) && at(s, start + 1) != '.') return 0;
-    size_t k = run(s, start, path_char);
+    size_t k = run_max(s, start, path_char, 1024); /* a longer path ends there */
     while (k > start && trailing_punct(at(s, k - 1))) k--;
     size_t slashes = 0, lastslash = 0;
     for (size_t j = start; j < k; j++)
@@ -341,7 +369,12 @@ static size_t m_number(const struct norm *s, size_t k)
 size_t sx_grouping_normalize_message(const char *in, size_t n, char *out, size_t cap)
 {
     if (cap == 0) return 0;
-    struct norm s = {(const unsigned char *)in, in ? n : 0, 0, out, 0, SX_MIN(cap - 1, (size_t)SX_GROUPING_MSG_MAX), 0};
+    struct norm s;
+    memset(&s, 0, sizeof(s));
+    s.in = (const unsigned char *)in;
+    s.n = in ? n : 0;
+    s.out = out;
+    s.limit = SX_MIN(cap - 1, (size_t)SX_GROUPING_MSG_MAX);
     while (s.i < s.n && !s.full) {
         unsigned char c = s.in[s.i], p = prev(&s);
         size_t k;

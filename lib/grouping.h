@@ -41,8 +41,8 @@
  *   Keys are cut at SX_GROUPING_KEY_MAX bytes.
  *
  * Message normalization replaces, left to right, tokens that start at a word boundary:
- *   quoted strings '...', "...", `...` (on one line, at most 512 bytes; a single quote
- *   must close before a non-word byte, so "can't" stays)    -> <str>
+ *   quoted strings '...', "...", `...` on one line (a single quote closes only before
+ *   a byte that is neither a word byte nor '<', so "can't" stays) -> <str>
  *   URLs (scheme://...)                                      -> <url>
  *   emails                                                   -> <email>
  *   UUIDs (8-4-4-4-12 hex)                                   -> <uuid>
@@ -54,7 +54,8 @@
  *   numbers: integers, decimals, exponents, versions 1.2.3, a sign after a space,
  *   '(', '[', '=', ',' or ':'; a unit suffix stays (5000ms -> <num>ms); digits inside a
  *   word stay (user42, utf8)                                 -> <num>
- * It is idempotent (normalizing the result again changes nothing), works on bytes (UTF-8
+ * It is idempotent (normalizing a result again changes nothing, unless the result was cut
+ * at SX_GROUPING_MSG_MAX), works on bytes (UTF-8
  * is copied whole, never split) and the result is at most SX_GROUPING_MSG_MAX bytes: a
  * token that does not fit ends it. Placeholders are at most 7 bytes, so the result is
  * never longer than 7 times the input either. */

@@ -25,10 +25,11 @@ done
 PB_C=$(find "$GEN" -name '*.pb-c.c' | sort)
 
 LIB_C="lib/arena.c lib/buf.c lib/json.c lib/config.c lib/util.c lib/log.c
-       lib/gzip.c lib/otlp_pb.c lib/otlp_json.c lib/otlp_validate.c lib/otlp_logs.c lib/otlp_metrics.c lib/sqlnorm.c"
+       lib/gzip.c lib/otlp_pb.c lib/otlp_json.c lib/otlp_validate.c lib/otlp_logs.c lib/otlp_metrics.c lib/sqlnorm.c
+       lib/stacktrace.c lib/grouping.c"
 CFLAGS="-std=c11 -g -O1 -D_GNU_SOURCE -Ilib -I$GEN -fsanitize=fuzzer,address,undefined
         -fno-sanitize-recover=all -fno-omit-frame-pointer"
-LIBS="-lprotobuf-c -lyajl -lz -lm"
+LIBS="-lprotobuf-c -lyajl -lz -lcrypto -lm"
 
 # OTLP/JSON keys and tokens: helps the JSON target reach deep paths quickly.
 cat > "$OUT/trace_json.dict" <<'DICT'
@@ -139,6 +140,46 @@ cat "$OUT/common_json.dict" - > "$OUT/metrics_json.dict" <<'DICT'
 "\"filteredAttributes\""
 DICT
 
+# Stack trace markers of every format: helps the stack target reach each parser.
+cat > "$OUT/stacktrace.dict" <<'DICT'
+"\x0a    at "
+"at async "
+"at new "
+" (node:internal/"
+"eval at "
+"<anonymous>"
+"@https://x/a.js:1:2"
+"Traceback (most recent call last):"
+"  File \""
+"\", line "
+", in "
+"The above exception was the direct cause of the following exception:"
+"During handling of the above exception, another exception occurred:"
+"\x0a\x09at "
+"Caused by: "
+"Suppressed: "
+"... 12 more"
+"(Native Method)"
+"Exception in thread \"main\" "
+"panic: "
+"goroutine 1 [running]:"
+"\x0a\x09/app/main.go:42 +0x1d"
+"created by "
+":in `"
+":in '"
+"\x09from "
+" ---> "
+"--- End of inner exception stack trace ---"
+" in /src/A.cs:line 42"
+"site-packages/"
+"node_modules/"
+"0x1f"
+"123e4567-e89b-12d3-a456-426614174000"
+"https://a.b/c"
+"2024-01-05T10:00:00Z"
+"::1"
+DICT
+
 seed() { # seed NAME files...
     dir=fuzz/corpus-$1
     shift
@@ -156,10 +197,11 @@ seed logs_json "$FIX"/logs-json.json tests/data/otlp_logs/json_*.json
 seed metrics_pb "$FIX"/metrics-*-proto.bin tests/data/otlp_metrics/pb_*.bin
 seed metrics_json "$FIX"/metrics-*-json.json tests/data/otlp_metrics/json_*.json
 seed sqlnorm tests/data/sql/*.sql
+seed stacktrace tests/data/stacks/*.txt
 
 fail=0
 # FUZZ_TARGETS="logs_pb logs_json" runs only those.
-for t in ${FUZZ_TARGETS:-trace_pb trace_json gunzip logs_pb logs_json metrics_pb metrics_json sqlnorm}; do
+for t in ${FUZZ_TARGETS:-trace_pb trace_json gunzip logs_pb logs_json metrics_pb metrics_json sqlnorm stacktrace}; do
     echo "== fuzz_$t: build"
     # The OTLP targets are one source, fuzz/fuzz_otlp.c, built once per signal
     # and encoding; the defines pick which.
