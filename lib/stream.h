@@ -17,7 +17,23 @@
  * stream without bound. Consumers read with consumer groups; sextant-persist's
  * group is "persist". Acknowledged entries are trimmed by the consumers
  * (XTRIM MINID below the oldest entry any group still needs); unconsumed
- * entries are never trimmed. */
+ * entries are never trimmed.
+ *
+ * Live streams, one per project: "<prefix>:{p<id>}:live", capped with
+ * XADD MAXLEN ~ 10000 (they are ephemeral: sextant-sse fans them out to
+ * browsers, which resume with Last-Event-ID = the stream entry id). Every
+ * entry has a field "type"; the other fields depend on it:
+ *   issue.new        a new issue was created (sextant-persist, after the
+ *                    COMMIT that created it)
+ *   issue.regressed  a resolved issue saw a new event and is unresolved
+ *                    again (substatus regressed)
+ *     project  project id (decimal)
+ *     issue    issue id (decimal, issues.id)
+ *     shortId  "<SLUG>-<short_seq>", the slug upper-cased
+ *     title    the issue's title at that moment
+ * Affected users of an issue are counted in the HyperLogLog
+ * "<prefix>:{p<id>}:issue:<issue id>:users" (PFADD of enduser.id / user.id,
+ * flushed into issues.user_count by sextant-persist every few seconds). */
 #ifndef SX_STREAM_H
 #define SX_STREAM_H
 
@@ -31,5 +47,9 @@
 #define SX_FIELD_COUNT "n"
 #define SX_FIELD_TIME "t"
 #define SX_FIELD_BODY "b"
+
+#define SX_LIVE_SUFFIX "live"
+#define SX_LIVE_ISSUE_NEW "issue.new"
+#define SX_LIVE_ISSUE_REGRESSED "issue.regressed"
 
 #endif

@@ -306,13 +306,14 @@ settle() {
     sleep 0.5
 }
 
-# rows_of JSON: spans in PostgreSQL whose trace id carries one of that run's counters.
+# rows_of JSON [TABLE]: spans (or error_events) in PostgreSQL whose trace id carries one
+# of that run's counters.
 rows_of() {
-    local j=$1 base n lo hi
+    local j=$1 table=${2:-spans} base n lo hi
     base=$(jget "$j" trace_base) n=$(jget "$j" requests)
     lo=$(printf '%016x' "$base")
     hi=$(printf '%016x' "$((base + n))")
-    psqlq "SELECT count(*) FROM spans WHERE project_id = $PROJECT_ID
+    psqlq "SELECT count(*) FROM $table WHERE project_id = $PROJECT_ID
              AND trace_id >= '\\x${lo}0000000000000000'::bytea AND trace_id < '\\x${hi}0000000000000000'::bytea"
 }
 
@@ -372,8 +373,12 @@ E2E_WRITTEN=$((W1 - W0))
 E2E_SECS=$(calc "($LW - $T0) / 1000.0" %.1f)
 PERSIST_RATE=$(calc "$E2E_WRITTEN / (($LW - $T0) / 1000.0)")
 E2E_ROWS=$(rows_of "$E2E_J")
+# The fixture's exception span events (7 of its 65 spans) become error events in the
+# same transactions: error events processed per second over the same window.
+E2E_ERR_ROWS=$(rows_of "$E2E_J" error_events)
+ERR_RATE=$(calc "$E2E_ERR_ROWS / (($LW - $T0) / 1000.0)")
 say "  persisted $E2E_WRITTEN spans in $E2E_SECS s: $PERSIST_RATE spans/s;" \
-    "accepted $E2E_ACCEPTED, rows in PostgreSQL $E2E_ROWS"
+    "accepted $E2E_ACCEPTED, rows in PostgreSQL $E2E_ROWS; $E2E_ERR_ROWS error events: $ERR_RATE/s"
 settle e2e
 
 # ---- saturation of the ingest tier (nginx, sextant-ingest, Redis)
@@ -597,6 +602,8 @@ fi
         "$E2E_S" "$(fmt "$E2E_RATE")" "$(fmt "$PERSIST_RATE")" "$(fmt "$E2E_WRITTEN")" "$E2E_SECS" \
         "$([[ $E2E_COMPLETE == 1 ]] || printf '; still writing at the %s s drain limit' "$E2E_DRAIN_MAX")" \
         "$(yes_no "$PERSIST_RATE >= 50000 && $E2E_S >= 60")"
+    printf '| error events processed/s in the e2e run (7 exception events per 65-span request, grouped into issues in the same transactions) | - | %s (%s rows in error_events) | - |\n' \
+        "$(fmt "$ERR_RATE")" "$(fmt "$E2E_ERR_ROWS")"
     printf '| e2e load accepted (p99 %s ms; 503: %s, other: %s) | the offered %s spans/s | %s spans/s (%s spans) | %s |\n' \
         "$(jget "$E2E_J" p99_ms)" "$(jget "$E2E_J" rejected_503)" "$(sum3 "$E2E_J")" "$(fmt "$E2E_RATE")" \
         "$(fmt "$(jget "$E2E_J" spans_per_s)")" "$(fmt "$E2E_ACCEPTED")" \

@@ -47,6 +47,7 @@
 #define STATS_EVERY_NS (10LL * 1000000000LL)
 #define PRUNE_EVERY_NS (3600LL * 1000000000LL)
 #define WRITERS_DEFAULT 2
+#define USERS_FLUSH_EVERY_NS (2LL * 1000000000LL)
 
 typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest trace_req;
 typedef Opentelemetry__Proto__Collector__Logs__V1__ExportLogsServiceRequest logs_req;
@@ -71,7 +72,8 @@ struct persist {
     redisContext *rc;          /* NULL or dead (err set) while disconnected */
     struct sx_persist_db db;   /* partitions made ahead of time */
     struct sx_arena *arena;    /* one entry's unpacked request at a time */
-    int64_t next_claim_ns, next_trim_ns, next_ahead_ns, next_stats_ns, next_prune_ns;
+    struct sx_persist_errctx *errcx; /* error event derivation (project rules cache) */
+    int64_t next_claim_ns, next_trim_ns, next_ahead_ns, next_stats_ns, next_prune_ns, next_users_ns;
 };
 
 /* What differs between the streams; names are filled in by setup(). */
@@ -215,10 +217,13 @@ static long long field_ll(const redisReply *f, long long lo, long long hi, long 
  * the body cannot be unpacked (why says so). Logs with neither time nor
  * observed time take recv_ns, the entry's receive time. */
 static int encode_entry(struct persist *P, struct sx_persist_batch *b, const redisReply *body, long long project,
-                        int64_t recv_ns, char *why, size_t whylen)
+                        int64_t recv_ns, const uint8_t *hash, size_t *nev, char *why, size_t whylen)
 {
     ProtobufCAllocator pa;
+    struct sx_persist_errs_mark mark;
     int rc;
+    sx_persist_errs_mark(b->errs, &mark);
+    *nev = 0;
     sx_arena_reset(P->arena);
     sx_arena_pb_allocator(P->arena, &pa);
     if (b->sig->kind == SX_PERSIST_LOGS) {
@@ -226,7 +231,9 @@ static int encode_entry(struct persist *P, struct sx_persist_batch *b, const red
             &pa, body->len, (const uint8_t *)body->str);
         if (!req) goto undecodable;
         size_t skipped0 = b->logs.skipped;
-        rc = sx_logrow_encode(&b->logs, req, project, recv_ns, &b->copy);
+        /* Error events first: when the rows then do not fit, they are rewound. */
+        rc = sx_persist_errors_derive(P->errcx, b->errs, SX_PERSIST_LOGS, req, project, recv_ns, hash, nev, b->nents);
+        if (rc == SX_OK) rc = sx_logrow_encode(&b->logs, req, project, recv_ns, &b->copy);
         if (rc == SX_OK && b->logs.skipped > skipped0)
             sx_warn("%zu log records with times out of range skipped", b->logs.skipped - skipped0);
     } else {
@@ -234,11 +241,15 @@ static int encode_entry(struct persist *P, struct sx_persist_batch *b, const red
             &pa, body->len, (const uint8_t *)body->str);
         if (!req) goto undecodable;
         size_t skipped0 = b->enc.skipped;
-        rc = sx_spanrow_encode(&b->enc, req, project, &b->copy);
+        rc = sx_persist_errors_derive(P->errcx, b->errs, SX_PERSIST_SPANS, req, project, recv_ns, hash, nev, b->nents);
+        if (rc == SX_OK) rc = sx_spanrow_encode(&b->enc, req, project, &b->copy);
         if (rc == SX_OK && b->enc.skipped > skipped0)
             sx_warn("%zu spans with invalid ids or times skipped", b->enc.skipped - skipped0);
     }
-    return rc == SX_OK ? SX_OK : SX_AGAIN;
+    if (rc == SX_OK) return SX_OK;
+    sx_persist_errs_rewind(b->errs, &mark);
+    *nev = 0;
+    return SX_AGAIN;
 
 undecodable:
     snprintf(why, whylen, "%s", sx_arena_failed(P->arena) ? "request too large to unpack"
@@ -273,22 +284,23 @@ static int take_entry(struct persist *P, struct reader *rd, const redisReply *it
     int64_t recv_ns = field_ll(entry_field(fields, SX_FIELD_TIME), 1, INT64_MAX, 0);
     if (!recv_ns) recv_ns = sx_now_ns(); /* ingest always sets t; this only keeps old entries usable */
 
+    uint8_t hash[SX_PERSIST_HASH_LEN];
+    entry_hash(project, b, hash); /* first: error event ids derive from it */
     struct sx_persist_batch *B = rd->cur;
-    size_t rows0 = sx_persist_batch_rows(B), off = B->copy.len;
-    int rc = encode_entry(P, B, b, project, recv_ns, why, sizeof(why));
+    size_t rows0 = sx_persist_batch_rows(B), off = B->copy.len, eoff = B->errs->copy.len, nev = 0;
+    int rc = encode_entry(P, B, b, project, recv_ns, hash, &nev, why, sizeof(why));
     if (rc == SX_AGAIN && B->nents > 0) {
         /* The rows did not fit after the others: alone in a new batch. */
         submit(P, rd);
         B = rd->cur;
         rows0 = sx_persist_batch_rows(B);
         off = B->copy.len;
-        rc = encode_entry(P, B, b, project, recv_ns, why, sizeof(why));
+        eoff = B->errs->copy.len;
+        rc = encode_entry(P, B, b, project, recv_ns, hash, &nev, why, sizeof(why));
     }
     if (rc == SX_AGAIN) snprintf(why, sizeof(why), "rows do not fit the COPY buffer");
     if (rc != SX_OK) return poison(P, rd, id, idlen, fields, why);
-    uint8_t hash[SX_PERSIST_HASH_LEN];
-    entry_hash(project, b, hash);
-    sx_persist_batch_add(B, id, idlen, hash, off, rows0);
+    sx_persist_batch_add_ev(B, id, idlen, hash, off, rows0, eoff, nev);
     return SX_OK;
 }
 
@@ -491,7 +503,7 @@ static int ensure_ahead(struct persist *P)
     if (sx_persist_db_ready(&P->db) != SX_OK) return SX_ERR;
     for (int k = 0; k < SX_PERSIST_NKINDS; k++)
         if (sx_persist_db_ensure_days(&P->db, &P->signals[k], days, n) != SX_OK) return SX_ERR;
-    return SX_OK;
+    return sx_persist_db_ensure_days(&P->db, &sx_persist_errors_sig, days, n);
 }
 
 /* ---- main ----------------------------------------------------------------- */
@@ -502,7 +514,7 @@ static void usage(FILE *f)
             "usage: sextant-persist [--config FILE] [--set name=value]... [--instance NAME] [--help]\n"
             "\n"
             "Reads the span and log streams (consumer group \"persist\") and writes spans, trace\n"
-            "summaries and log records to PostgreSQL in batches.\n"
+            "summaries, log records, error events and issues to PostgreSQL in batches.\n"
             "  --config FILE     settings file (default: $SEXTANT_CONFIG, else $SEXTANT_HOME/sextant.conf,\n"
             "                    else ./var/sextant.conf; a missing default file is fine)\n"
             "  --set name=value  override one setting (may repeat; applied after the file)\n"
@@ -572,7 +584,7 @@ static void periodic(struct persist *P)
     struct sx_persist_shared *S = &P->shared;
     int64_t now = sx_mono_ns();
     int acked[SX_PERSIST_NKINDS], any_acked = 0, rescan;
-    long long rows[SX_PERSIST_NKINDS], batches, dead;
+    long long rows[SX_PERSIST_NKINDS], batches, dead, events;
 
     pthread_mutex_lock(&S->mu);
     for (int k = 0; k < SX_PERSIST_NKINDS; k++) any_acked |= acked[k] = S->acked[k];
@@ -602,6 +614,11 @@ static void periodic(struct persist *P)
             if (acked[k]) sx_redis_trim_consumed(P->rc, P->signals[k].stream);
         P->next_trim_ns = now + TRIM_EVERY_NS;
     }
+    if (now >= P->next_users_ns) {
+        /* Affected users: the HyperLogLogs the writers added to, into issues. */
+        if (redis_alive(P)) sx_persist_errors_flush_users(S, P->rc, &P->db);
+        P->next_users_ns = now + USERS_FLUSH_EVERY_NS;
+    }
     if (now >= P->next_stats_ns) {
         pthread_mutex_lock(&S->mu);
         for (int k = 0; k < SX_PERSIST_NKINDS; k++) {
@@ -610,11 +627,14 @@ static void periodic(struct persist *P)
         }
         batches = S->batches;
         dead = S->dead_letters;
+        events = S->error_events;
         S->batches = S->dead_letters = 0;
+        S->error_events = 0;
         pthread_mutex_unlock(&S->mu);
         if (batches || dead)
-            sx_info("wrote %lld new spans and %lld new log records in %lld batches; %lld entries dead-lettered",
-                    rows[SX_PERSIST_SPANS], rows[SX_PERSIST_LOGS], batches, dead);
+            sx_info("wrote %lld new spans, %lld new log records and %lld error events in %lld batches; "
+                    "%lld entries dead-lettered",
+                    rows[SX_PERSIST_SPANS], rows[SX_PERSIST_LOGS], events, batches, dead);
         P->next_stats_ns = now + STATS_EVERY_NS;
     }
 }
@@ -635,6 +655,7 @@ int main(int argc, char **argv)
 
     sx_persist_db_init(&P.db, P.cfg.pg_conninfo);
     P.arena = sx_arena_create(ARENA_CHUNK, ARENA_MAX);
+    P.errcx = sx_persist_errctx_create(&P.db);
     P.shared.cfg = &P.cfg;
     P.shared.last_write_key = P.last_write_key;
     sx_persist_writers_start(&P.shared, P.nwriters);
@@ -673,6 +694,7 @@ cleanup:
     }
     sx_persist_writers_stop(&P.shared);
     if (P.rc) redisFree(P.rc);
+    sx_persist_errctx_destroy(P.errcx);
     sx_persist_db_term(&P.db);
     sx_arena_destroy(P.arena);
     sx_info("stopped");

@@ -2,8 +2,10 @@
 #ifndef SX_PERSIST_H
 #define SX_PERSIST_H
 
+#include "arena.h"
 #include "buf.h"
 #include "config.h"
+#include "copyrow.h"
 #include "logrow.h"
 #include "spanrow.h"
 
@@ -23,6 +25,7 @@
 #define SX_PERSIST_HASH_LEN 16
 
 struct sx_persist_batch;
+struct sx_persist_shared;
 
 /* The signals sextant-persist carries from a stream to a table. */
 enum sx_persist_kind { SX_PERSIST_SPANS, SX_PERSIST_LOGS, SX_PERSIST_NKINDS };
@@ -60,6 +63,9 @@ struct sx_persist_db {
     size_t order_cap;
     void *svcs;             /* one trace's services (struct svc) */
     size_t svcs_cap;
+    struct sx_buf post;     /* after COMMIT: PFADDs and live entries (persist_errors.c) */
+    size_t npost;
+    long long events;       /* error events written by the last successful write */
 };
 
 void sx_persist_db_init(struct sx_persist_db *db, const char *conninfo);
@@ -85,12 +91,24 @@ void sx_persist_db_forget_days(struct sx_persist_db *db);
  * DO NOTHING), then COPY of the rows of the entries that were new into b's
  * table, then (spans) the trace summaries of those rows (aggregated here,
  * upserted in (project_id, trace_id) order), then COMMIT. Entries already
- * in the ledger (or twice in the list) add nothing. *inserted gets the
- * number of rows written. Returns SX_OK, SX_AGAIN, SX_PERSIST_EDATA or
+ * in the ledger (or twice in the list) add nothing. Before COMMIT the
+ * batch's error events are written too (sx_persist_errors_write; then
+ * db->events and db->post tell what was written and what to send to Redis).
+ * *inserted gets the number of rows written. Returns SX_OK, SX_AGAIN, SX_PERSIST_EDATA or
  * SX_ERR (see above), with the error message in err; the transaction is
  * rolled back on every failure. */
 int sx_persist_db_write(struct sx_persist_db *db, const struct sx_persist_batch *b, const size_t *ents, size_t n,
                         long long *inserted, char *err, size_t errlen);
+
+/* Records the failure of step what (res may be NULL: the connection's
+ * error), clears res and drains further results. Returns SX_AGAIN,
+ * SX_PERSIST_EDATA or SX_ERR by SQLSTATE; err gets the message. */
+int sx_persist_db_fail(struct sx_persist_db *db, PGresult *res, const char *what, char *err, size_t errlen);
+
+/* Runs COPY sql and feeds it the bytes of text. SX_OK or a failure code as
+ * sx_persist_db_fail's. */
+int sx_persist_db_copy_text(struct sx_persist_db *db, const char *sql, const char *what, const struct sx_buf *text,
+                            char *err, size_t errlen);
 
 /* Deletes ledger rows older than the ledger's bound (see
  * sql/002_persist_ledger.sql). SX_OK or SX_ERR (logged). */
@@ -113,6 +131,7 @@ struct sx_persist_entry {
     size_t off, len;       /* its rows in batch.copy */
     size_t meta0, rows;    /* its rows: the batch's rows meta0 .. meta0 + rows (spans:
                             * their metas enc.meta[meta0 ..]) */
+    size_t eoff, elen, nev; /* its error events: COPY text in batch.errs.copy */
     uint8_t hash[SX_PERSIST_HASH_LEN]; /* ledger key: SHA-256 of project id and body */
 };
 
@@ -123,6 +142,7 @@ struct sx_persist_batch {
     struct sx_buf copy;          /* COPY text rows */
     struct sx_spanrow enc;       /* spans: metas, row count and days of the rows */
     struct sx_logrow logs;       /* logs: row count and days of the rows */
+    struct sx_persist_errs *errs; /* error events derived from the rows (persist_errors.c) */
     struct sx_buf ids;           /* entry ids back to back */
     struct sx_persist_entry *ents;
     size_t nents, ents_cap;
@@ -145,6 +165,9 @@ struct sx_persist_shared {
     int rescan;                     /* an ack failed: re-read our pending entries */
     int acked[SX_PERSIST_NKINDS];   /* entries acknowledged since the last trim, by kind */
     long long rows[SX_PERSIST_NKINDS], batches, dead_letters;
+    long long error_events;         /* error events written since the last stats line */
+    void *touched;                  /* issues whose user HLL grew since the last flush (persist_errors.c) */
+    size_t ntouched, touched_cap;
 };
 
 /* Sleeps ms milliseconds in small steps unless sx_persist_stop is set. */
@@ -171,6 +194,11 @@ void sx_persist_batch_submit(struct sx_persist_shared *S, struct sx_persist_batc
  * (ignored when it has no rows). Aborts on out-of-memory (ids are small). */
 void sx_persist_batch_add(struct sx_persist_batch *b, const char *id, size_t idlen,
                           const uint8_t hash[SX_PERSIST_HASH_LEN], size_t off, size_t meta0);
+/* Like sx_persist_batch_add, for an entry whose error events were appended
+ * to b->errs->copy from offset eoff on (nev of them). */
+void sx_persist_batch_add_ev(struct sx_persist_batch *b, const char *id, size_t idlen,
+                             const uint8_t hash[SX_PERSIST_HASH_LEN], size_t off, size_t meta0, size_t eoff,
+                             size_t nev);
 
 /* Copies an entry of sig's stream (fields may be NULL) to its dead letter
  * stream with an "error" field and acknowledges it, atomically
@@ -178,5 +206,90 @@ void sx_persist_batch_add(struct sx_persist_batch *b, const char *id, size_t idl
  * comes back. */
 int sx_persist_dead_letter(redisContext *rc, const struct sx_persist_signal *sig, const char *id, size_t idlen,
                            const redisReply *fields, const char *why);
+
+/* ---- error events (persist_errors.c) -------------------------------------
+ *
+ * While the main thread encodes an entry's rows it derives the entry's error
+ * events (span events named "exception", log records with exception.*
+ * attributes or at ERROR and above) as COPY text rows of a temp staging
+ * table; the writer stages the events of the entries it writes in the same
+ * transaction as their ledger rows and turns the fresh ones into
+ * error_events rows, issues, hourly counts and releases. After COMMIT it
+ * adds affected users to HyperLogLogs and publishes new and regressed
+ * issues on the project's live stream. */
+
+/* The error events of one batch: COPY text rows of err_stage (see
+ * persist_errors.c), the UTC days of their times, and their count. Owned by
+ * the batch. */
+struct sx_persist_errs {
+    struct sx_buf copy;
+    struct sx_copyrow_days days;
+    size_t events;
+    struct sx_buf json, b64, tmp; /* scratch of the deriving thread */
+};
+
+/* The main thread's derivation state (project rules cache, scratch arena);
+ * opaque, owned by main. */
+struct sx_persist_errctx;
+
+/* The pseudo signal whose partitions are error_events' (kind SX_PERSIST_NKINDS
+ * in the partition cache). */
+extern const struct sx_persist_signal sx_persist_errors_sig;
+
+/* Allocates the batch's error event state (aborts on out-of-memory). */
+struct sx_persist_errs *sx_persist_errs_create(void);
+/* Frees it; NULL is fine. */
+void sx_persist_errs_destroy(struct sx_persist_errs *e);
+/* Forgets the events; keeps the storage. */
+void sx_persist_errs_reset(struct sx_persist_errs *e);
+/* A position in a batch's events, to undo an entry's events. */
+struct sx_persist_errs_mark {
+    size_t len, ndays, events;
+    int sorted;
+};
+void sx_persist_errs_mark(const struct sx_persist_errs *e, struct sx_persist_errs_mark *m);
+/* Drops the events added after m was taken. */
+void sx_persist_errs_rewind(struct sx_persist_errs *e, const struct sx_persist_errs_mark *m);
+/* The distinct UTC days of the events, sorted; *n gets the count. */
+const int64_t *sx_persist_errs_days(struct sx_persist_errs *e, size_t *n);
+
+/* The derivation state; db is the main thread's connection (project rules
+ * are read through it). Destroy accepts NULL. */
+struct sx_persist_errctx *sx_persist_errctx_create(struct sx_persist_db *db);
+void sx_persist_errctx_destroy(struct sx_persist_errctx *cx);
+
+/* Appends the error events of one entry's request (trace request for
+ * spans, logs request for logs, per sig->kind) to out. hash is the entry's
+ * ledger key (event ids derive from it, so a redelivered entry gets the same
+ * ids); recv_ns stands in for log records without times; ent is the
+ * entry's index in the batch (b->nents before it is added). *nev gets the number
+ * of events added. SX_OK, or SX_ERR when out reached its maximum (out is then
+ * as before the call). */
+int sx_persist_errors_derive(struct sx_persist_errctx *cx, struct sx_persist_errs *out,
+                             enum sx_persist_kind kind, const void *req, long long project, int64_t recv_ns,
+                             const uint8_t hash[SX_PERSIST_HASH_LEN], size_t *nev, size_t ent);
+
+/* Inside the write transaction, after the ledger: stages the error events of
+ * the listed entries, writes the fresh ones (db->fresh) as error_events,
+ * issues (created per new fingerprint), hourly counts and releases, applies
+ * status transitions, and records in db->post what to do after COMMIT.
+ * *written gets the number of events written. SX_OK or a fail() code (err
+ * set). */
+int sx_persist_errors_write(struct sx_persist_db *db, const struct sx_persist_batch *b, const size_t *ents,
+                            size_t n, long long *written, char *err, size_t errlen);
+
+/* After COMMIT: PFADDs the affected users, XADDs the live entries recorded
+ * by sx_persist_errors_write and marks the issues for the next user count
+ * flush. Redis failures are logged (the counts catch up on redelivery or
+ * the next event). */
+void sx_persist_errors_after_commit(struct sx_persist_db *db, struct sx_persist_shared *S, redisContext *rc);
+
+/* Main thread, every few seconds: PFCOUNT of every issue marked since the
+ * last flush into issues.user_count. SX_OK or SX_ERR (marks kept). */
+int sx_persist_errors_flush_users(struct sx_persist_shared *S, redisContext *rc, struct sx_persist_db *db);
+
+/* Creates the writer session's temp staging table err_stage (run by
+ * sx_persist_db_ready). */
+extern const char sx_persist_errors_session_sql[];
 
 #endif

@@ -94,6 +94,7 @@ void sx_persist_db_init(struct sx_persist_db *db, const char *conninfo)
     db->conninfo = conninfo;
     sx_buf_init(&db->sql, SQL_MAX);
     sx_buf_init(&db->ids, SQL_MAX);
+    sx_buf_init(&db->post, SQL_MAX);
 }
 
 void sx_persist_db_term(struct sx_persist_db *db)
@@ -105,6 +106,7 @@ void sx_persist_db_term(struct sx_persist_db *db)
     db->ndays = db->days_cap = 0;
     sx_buf_term(&db->sql);
     sx_buf_term(&db->ids);
+    sx_buf_term(&db->post);
     free(db->cand);
     free(db->fresh);
     free(db->order);
@@ -138,7 +140,8 @@ int sx_persist_db_ready(struct sx_persist_db *db)
         sx_info("connected to postgresql");
     }
     if (db->session_ready) return SX_OK;
-    if (sx_pg_exec(db->conn, session_sql, "CREATE TEMP TABLE traces_stage") != SX_OK) {
+    if (sx_pg_exec(db->conn, session_sql, "CREATE TEMP TABLE traces_stage") != SX_OK ||
+        sx_pg_exec(db->conn, sx_persist_errors_session_sql, "CREATE TEMP TABLE err_stage") != SX_OK) {
         PQfinish(db->conn);
         db->conn = NULL;
         return SX_ERR;
@@ -204,7 +207,7 @@ static int classify(const PGresult *res)
 }
 
 /* Records the failure of step what, clears res, drains any further results. */
-static int fail(struct sx_persist_db *db, PGresult *res, const char *what, char *err, size_t errlen)
+int sx_persist_db_fail(struct sx_persist_db *db, PGresult *res, const char *what, char *err, size_t errlen)
 {
     char msg[400];
     const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
@@ -314,7 +317,7 @@ static int ledger_insert(struct sx_persist_db *db, const char *stream, const str
     const char *params[3] = {stream, db->sql.data, db->ids.data};
     res = PQexecParams(db->conn, ledger_sql, 3, NULL, params, NULL, NULL, 0);
     if (!res || PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != 1)
-        return fail(db, res, "INSERT persist_ledger", err, errlen);
+        return sx_persist_db_fail(db, res, "INSERT persist_ledger", err, errlen);
     for (int r = 0; r < PQntuples(res); r++) {
         uint8_t h[SX_PERSIST_HASH_LEN];
         const char *hx = PQgetvalue(res, r, 0);
@@ -353,7 +356,7 @@ static int copy_in(struct sx_persist_db *db, const char *sql, const char *what, 
                    const struct sx_buf *text, char *err, size_t errlen)
 {
     PGresult *res = PQexec(db->conn, sql);
-    if (!res || PQresultStatus(res) != PGRES_COPY_IN) return fail(db, res, what, err, errlen);
+    if (!res || PQresultStatus(res) != PGRES_COPY_IN) return sx_persist_db_fail(db, res, what, err, errlen);
     PQclear(res);
     int ok = 1;
     if (b) {
@@ -376,10 +379,16 @@ static int copy_in(struct sx_persist_db *db, const char *sql, const char *what, 
     }
     if (PQputCopyEnd(db->conn, NULL) != 1) return conn_fail(db, "PQputCopyEnd", err, errlen);
     res = PQgetResult(db->conn);
-    if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) return fail(db, res, what, err, errlen);
+    if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) return sx_persist_db_fail(db, res, what, err, errlen);
     PQclear(res);
     while ((res = PQgetResult(db->conn)) != NULL) PQclear(res);
     return SX_OK;
+}
+
+int sx_persist_db_copy_text(struct sx_persist_db *db, const char *sql, const char *what, const struct sx_buf *text,
+                            char *err, size_t errlen)
+{
+    return copy_in(db, sql, what, NULL, text, err, errlen);
 }
 
 static int meta_cmp(const void *a, const void *b)
@@ -513,13 +522,15 @@ int sx_persist_db_write(struct sx_persist_db *db, const struct sx_persist_batch 
     PGresult *res = NULL;
     int rc = SX_ERR;
     size_t nfresh = 0, ntraces = 0;
-    long long rows = 0;
-    int64_t t0 = sx_mono_ns(), t1, t2, t3;
+    long long rows = 0, events = 0;
+    int64_t t0 = sx_mono_ns(), t1, t2, t3, t4;
     *inserted = 0;
+    db->events = 0;
+    db->npost = 0;
     err[0] = '\0';
 
     if (!exec_ok(db->conn, "BEGIN", &res)) {
-        rc = fail(db, res, "BEGIN", err, errlen);
+        rc = sx_persist_db_fail(db, res, "BEGIN", err, errlen);
         goto cleanup;
     }
     PQclear(res);
@@ -542,24 +553,28 @@ int sx_persist_db_write(struct sx_persist_db *db, const struct sx_persist_batch 
             SX_OK)
             goto cleanup;
         if (!exec_ok(db->conn, upsert_sql, &res)) {
-            rc = fail(db, res, "INSERT traces", err, errlen);
+            rc = sx_persist_db_fail(db, res, "INSERT traces", err, errlen);
             goto cleanup;
         }
         PQclear(res);
         res = NULL;
     }
     t3 = sx_mono_ns();
+    /* Error events: also for entries that were not fresh (their users only). */
+    if ((rc = sx_persist_errors_write(db, b, ents, n, &events, err, errlen)) != SX_OK) goto cleanup;
+    t4 = sx_mono_ns();
 
     if (!exec_ok(db->conn, "COMMIT", &res)) {
-        rc = fail(db, res, "COMMIT", err, errlen);
+        rc = sx_persist_db_fail(db, res, "COMMIT", err, errlen);
         goto cleanup;
     }
     PQclear(res);
     *inserted = rows;
-    sx_debug("batch: %zu of %zu %s entries new, %lld rows, %zu traces; ledger %.1f ms, copy %.1f ms, traces %.1f ms, "
-             "commit %.1f ms",
-             nfresh, n, sig->name, rows, ntraces, (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6,
-             (double)(t3 - t2) / 1e6, (double)(sx_mono_ns() - t3) / 1e6);
+    db->events = events;
+    sx_debug("batch: %zu of %zu %s entries new, %lld rows, %zu traces, %lld error events; ledger %.1f ms, copy %.1f ms, "
+             "traces %.1f ms, errors %.1f ms, commit %.1f ms",
+             nfresh, n, sig->name, rows, ntraces, events, (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6,
+             (double)(t3 - t2) / 1e6, (double)(t4 - t3) / 1e6, (double)(sx_mono_ns() - t4) / 1e6);
     return SX_OK;
 
 cleanup:
@@ -575,6 +590,7 @@ cleanup:
         db->session_ready = 0;
     }
     *inserted = 0;
+    db->npost = 0;
     return rc;
 }
 

@@ -52,6 +52,7 @@ static void batch_reset(struct sx_persist_batch *b)
     sx_buf_reset(&b->ids);
     sx_spanrow_reset(&b->enc);
     sx_logrow_reset(&b->logs);
+    sx_persist_errs_reset(b->errs);
     b->nents = 0;
     b->next = NULL;
 }
@@ -68,6 +69,13 @@ const int64_t *sx_persist_batch_days(struct sx_persist_batch *b, size_t *n)
 
 void sx_persist_batch_add(struct sx_persist_batch *b, const char *id, size_t idlen,
                           const uint8_t hash[SX_PERSIST_HASH_LEN], size_t off, size_t meta0)
+{
+    sx_persist_batch_add_ev(b, id, idlen, hash, off, meta0, b->errs->copy.len, 0);
+}
+
+void sx_persist_batch_add_ev(struct sx_persist_batch *b, const char *id, size_t idlen,
+                             const uint8_t hash[SX_PERSIST_HASH_LEN], size_t off, size_t meta0, size_t eoff,
+                             size_t nev)
 {
     if (b->nents == b->ents_cap) {
         size_t cap = b->ents_cap ? b->ents_cap * 2 : 256;
@@ -86,6 +94,9 @@ void sx_persist_batch_add(struct sx_persist_batch *b, const char *id, size_t idl
     e->len = b->copy.len - off;
     e->meta0 = meta0;
     e->rows = sx_persist_batch_rows(b) - meta0;
+    e->eoff = eoff;
+    e->elen = b->errs->copy.len - eoff;
+    e->nev = nev;
     if (hash) memcpy(e->hash, hash, SX_PERSIST_HASH_LEN);
     else memset(e->hash, 0, SX_PERSIST_HASH_LEN);
     if (sx_buf_append(&b->ids, id, idlen) != SX_OK) {
@@ -286,7 +297,10 @@ static int write_retry(struct writer *w, struct sx_persist_batch *b, const size_
         if (sx_persist_db_ready(&w->db) == SX_OK) {
             size_t nd;
             const int64_t *days = sx_persist_batch_days(b, &nd);
-            if (sx_persist_db_ensure_days(&w->db, b->sig, days, nd) == SX_OK) {
+            size_t ned = 0;
+            const int64_t *edays = b->errs->events ? sx_persist_errs_days(b->errs, &ned) : NULL;
+            if (sx_persist_db_ensure_days(&w->db, b->sig, days, nd) == SX_OK &&
+                sx_persist_db_ensure_days(&w->db, &sx_persist_errors_sig, edays, ned) == SX_OK) {
                 int rc = sx_persist_db_write(&w->db, b, ents, n, inserted, err, errlen);
                 if (rc == SX_OK) return SX_OK;
                 sx_warn("%s", err);
@@ -308,19 +322,31 @@ static int write_retry(struct writer *w, struct sx_persist_batch *b, const size_
     }
 }
 
+/* After a COMMIT: the affected users and live entries of its error events. */
+static void after_commit(struct writer *w)
+{
+    if (!w->db.npost) return;
+    if (writer_redis(w) != SX_OK) sx_warn("redis unreachable: user counts and live entries of a batch not sent");
+    sx_persist_errors_after_commit(&w->db, w->S, w->rc);
+}
+
 /* Writes the batch; when PostgreSQL refuses its data, writes entry by entry
  * (each in its own transaction, with its own ledger row) so that only the
  * offending entries go to the dead letter stream. */
-static int write_batch(struct writer *w, struct sx_persist_batch *b, long long *inserted)
+static int write_batch(struct writer *w, struct sx_persist_batch *b, long long *inserted, long long *events)
 {
     char err[512];
     size_t *ents = sx_xcalloc(b->nents ? b->nents : 1, sizeof(*ents));
     size_t n = 0;
     int rc;
-    *inserted = 0;
+    *inserted = *events = 0;
     for (size_t i = 0; i < b->nents; i++)
         if (b->ents[i].rows) ents[n++] = i;
     rc = n ? write_retry(w, b, ents, n, inserted, err, sizeof(err)) : SX_OK;
+    if (n && rc == SX_OK) {
+        *events = w->db.events;
+        after_commit(w);
+    }
     if (rc == SX_PERSIST_EDATA) {
         sx_warn("batch of %zu entries refused; writing them one by one", b->nents);
         rc = SX_OK;
@@ -328,8 +354,11 @@ static int write_batch(struct writer *w, struct sx_persist_batch *b, long long *
             const struct sx_persist_entry *e = &b->ents[ents[k]];
             long long ins = 0;
             int r = write_retry(w, b, &ents[k], 1, &ins, err, sizeof(err));
-            if (r == SX_OK)
+            if (r == SX_OK) {
                 *inserted += ins;
+                *events += w->db.events;
+                after_commit(w);
+            }
             else if (r == SX_PERSIST_EDATA)
                 rc = dead_letter_by_id(w, b->sig, b->ids.data + e->id_off, e->idlen, err);
             else
@@ -344,10 +373,10 @@ static int write_batch(struct writer *w, struct sx_persist_batch *b, long long *
  * they are delivered again (writes are idempotent). */
 static void process(struct writer *w, struct sx_persist_batch *b)
 {
-    long long inserted = 0;
+    long long inserted = 0, events = 0;
     int64_t t0 = sx_mono_ns();
     struct sx_persist_shared *S = w->S;
-    if (write_batch(w, b, &inserted) != SX_OK) {
+    if (write_batch(w, b, &inserted, &events) != SX_OK) {
         sx_warn("batch of %zu entries not written; they stay pending", b->nents);
         return;
     }
@@ -358,6 +387,7 @@ static void process(struct writer *w, struct sx_persist_batch *b)
              b->sig->name, rows, inserted, b->copy.len, (double)(sx_mono_ns() - t0) / 1e6);
     pthread_mutex_lock(&S->mu);
     S->rows[b->sig->kind] += inserted;
+    S->error_events += events;
     S->batches++;
     if (acked) S->acked[b->sig->kind] = 1;
     else S->rescan = 1;
@@ -404,6 +434,7 @@ void sx_persist_writers_start(struct sx_persist_shared *S, int nwriters)
         sx_buf_init(&b->ids, IDS_MAX);
         sx_spanrow_init(&b->enc, JSON_MAX);
         sx_logrow_init(&b->logs, JSON_MAX);
+        b->errs = sx_persist_errs_create();
         b->next = S->free_list;
         S->free_list = b;
     }
@@ -431,10 +462,14 @@ void sx_persist_writers_stop(struct sx_persist_shared *S)
         sx_buf_term(&S->all[i].ids);
         sx_spanrow_term(&S->all[i].enc);
         sx_logrow_term(&S->all[i].logs);
+        sx_persist_errs_destroy(S->all[i].errs);
         free(S->all[i].ents);
     }
     free(S->all);
     S->all = NULL;
+    free(S->touched);
+    S->touched = NULL;
+    S->ntouched = S->touched_cap = 0;
     S->free_list = NULL;
     pthread_cond_destroy(&S->work);
     pthread_cond_destroy(&S->freed);
