@@ -30,7 +30,7 @@ const ENCODINGS = [
   { name: 'json', body: () => fixture('traces-json.json'), contentType: JSONCT },
   { name: 'gzip', body: () => fixture('traces-proto.bin.gz'), contentType: PROTO, encoding: 'gzip' },
 ];
-const SCENARIOS = ['sdk', 'logs', 'logsoff', 'states', 'users', 'redeliver', 'kill', 'fp', 'other'];
+const SCENARIOS = ['sdk', 'logs', 'logsoff', 'states', 'users', 'redeliver', 'kill', 'fp', 'other', 'triage'];
 const P = {};
 
 const q = (s) => `'${String(s).replace(/'/g, "''")}'`;
@@ -146,6 +146,8 @@ stackTest(stack, 'projects for each fixture encoding and scenario', async () => 
     P[name] = { id: Number(p.id), slug: p.slug, ingestKey: p.ingestKey };
   }
   await stack.psql(`UPDATE projects SET error_logs_as_events = false WHERE id = ${P.logsoff.id}`);
+  P.proto.token = stack.token;
+  P.triage.token = (await stack.ctl('token', 'create', '--project', P.triage.slug)).token;
 });
 
 // ------------------------------------------------------------- fixtures --
@@ -511,4 +513,114 @@ stackTest(stack, "one project's errors never land in another project's rows", as
   for (const s of seqs) assert.deepEqual(s.s, [1, 2]);
   const prefix = stack.config().redis_prefix || 'sx';
   assert.equal(await stack.redis('XLEN', `${prefix}:{p${P.other.id}}:live`), '0');
+});
+
+// ------------------------------------------------------- through the API --
+
+/** An API call through nginx with project p's token; JSON body when given. */
+async function apiCall(p, method, route, body) {
+  const u = new URL(`projects/${p.slug}/${route}`, stack.apiBase);
+  const headers = { Accept: 'application/json', Authorization: `Bearer ${p.token}` };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const r = await stack.request(method, u, { headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  assert.equal(r.status, 200, `${method} ${route}: ${r.status} ${r.text.slice(0, 300)}`);
+  return r.json();
+}
+
+stackTest(stack, 'through nginx and the API: the fixture gives two issues of 5 and 2 events, with frames, trace and tags', async () => {
+  const exc = fixtureExceptions();
+  const groups = SUMMARY.expected.issue_groups;
+  const list = await eventually(async () => {
+    const l = await apiCall(P.proto, 'GET', 'errors?sort=events');
+    assert.equal(l.issues.length, groups.length, JSON.stringify(l.issues.map((i) => i.title)));
+    return l.issues;
+  }, { what: 'two issues listed' });
+  assert.deepEqual(list.map((i) => [i.type, i.events]),
+    [...groups].sort((a, b) => b.count - a.count).map((g) => [g.type, g.count]));
+  for (const g of groups) {
+    const issue = list.find((i) => i.type === g.type);
+    const mine = exc.filter((e) => e.type === g.type);
+    const latest = mine.reduce((a, b) => (b.time > a.time ? b : a));
+    assert.equal(issue.title, `${g.type}: ${latest.message}`);
+    assert.match(issue.culprit, new RegExp(`in ${g.function}$`));
+    assert.equal(issue.shortId, `${P.proto.slug.toUpperCase()}-${issue.shortId.split('-').pop()}`);
+    assert.equal(BigInt(issue.lastSeenUnixNano), latest.time);
+    // The detail by shortId: the latest event, its frames and trace, tags and counts.
+    const d = await apiCall(P.proto, 'GET', `errors/${issue.shortId}`);
+    assert.equal(d.id, issue.id);
+    assert.equal(d.traceId, latest.traceId);
+    assert.equal(d.latestEvent.spanId, latest.spanId);
+    assert.equal(d.latestEvent.message, latest.message);
+    const frames = d.latestEvent.frames;
+    assert.equal(frames[frames.length - 1].function, g.function);
+    assert.equal(frames[frames.length - 1].inApp, true);
+    assert.ok(frames.some((f) => f.inApp === false && /node_modules/.test(f.file ?? '')), JSON.stringify(frames));
+    const service = d.tags.find((t) => t.key === 'service');
+    assert.deepEqual(service.values, [{ value: 'checkout-api', count: g.count }]);
+    assert.equal(d.daily.length, 30);
+    assert.equal(d.hourly.length, 24);
+    const events = await apiCall(P.proto, 'GET', `errors/${issue.id}/events?limit=100`);
+    assert.deepEqual(events.events.map((e) => e.spanId).sort(), mine.map((e) => e.spanId).sort());
+  }
+});
+
+stackTest(stack, 'triage through the API, then new events: resolve regresses, resolve in next release waits for a newer release, ignore until count escalates', async () => {
+  const T = P.triage;
+  const sendOne = async (fn, release) => {
+    await send(T, 'traces', errorSpans([{ type: 'TriageError', fn, message: `failed in ${fn}`, release }]));
+  };
+  const byFn = async (fn, events) => eventually(async () => {
+    const l = await apiCall(T, 'GET', `errors?q=${encodeURIComponent(`failed in ${fn}`)}`);
+    assert.equal(l.issues.length, 1, JSON.stringify(l.issues));
+    assert.equal(l.issues[0].events, events);
+    return l.issues[0];
+  }, { what: `${fn}: ${events} events` });
+
+  // Plain resolve: the next event, of any release, regresses it.
+  await sendOne('plain', '2.0.0');
+  let i = await byFn('plain', 1);
+  let patched = await apiCall(T, 'PATCH', `errors/${i.id}`, { status: 'resolved' });
+  assert.equal(patched.status, 'resolved');
+  await sendOne('plain', '2.0.0');
+  i = await byFn('plain', 2);
+  assert.deepEqual([i.status, i.substatus], ['unresolved', 'regressed']);
+
+  // Resolve in next release: an event of the same release keeps it resolved, a newer one regresses it.
+  await sendOne('next', '2.0.0');
+  i = await byFn('next', 1);
+  patched = await apiCall(T, 'PATCH', `errors/${i.id}`, { status: 'resolved', inNextRelease: true });
+  assert.deepEqual([patched.substatus, patched.resolvedInRelease], ['resolved_in_next_release', '2.0.0']);
+  await sendOne('next', '2.0.0');
+  i = await byFn('next', 2);
+  assert.equal(i.status, 'resolved');
+  await sendOne('next', '2.1.0');
+  i = await byFn('next', 3);
+  assert.deepEqual([i.status, i.substatus], ['unresolved', 'regressed']);
+
+  // Ignore until 2 more events: the first stays ignored, the second brings it back.
+  await sendOne('noisy', '2.0.0');
+  i = await byFn('noisy', 1);
+  patched = await apiCall(T, 'PATCH', `errors/${i.id}`, { status: 'ignored', ignoreCount: 2 });
+  assert.equal(patched.substatus, 'ignored_until_count');
+  await sendOne('noisy', '2.0.0');
+  i = await byFn('noisy', 2);
+  assert.equal(i.status, 'ignored');
+  await sendOne('noisy', '2.0.0');
+  i = await byFn('noisy', 3);
+  assert.deepEqual([i.status, i.substatus], ['unresolved', 'escalating']);
+
+  // Merge, then a new event of the merged issue's fingerprint lands in the target.
+  const plain = await byFn('plain', 2);
+  const merged = await apiCall(T, 'POST', 'errors/merge', { target: i.id, ids: [i.id, plain.id] });
+  assert.deepEqual(merged.merged, [plain.id]);
+  assert.equal(merged.issue.events, 5);
+  await sendOne('plain', '2.0.0');
+  await eventually(async () => {
+    const d = await apiCall(T, 'GET', `errors/${i.id}`);
+    assert.equal(d.events, 6);
+  }, { what: 'the merged fingerprint counts into the target' });
+  // The other projects' tokens see none of it.
+  const r = await stack.request('GET', new URL(`projects/${T.slug}/errors/${i.id}`, stack.apiBase),
+    { headers: { Authorization: `Bearer ${P.proto.token}` } });
+  assert.equal(r.status, 404);
 });
