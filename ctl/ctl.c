@@ -92,6 +92,8 @@ static void usage(FILE *f)
             "commands (output is JSON on stdout):\n"
             "  migrate [--sql-dir DIR]                  apply new sql/NNN_name.sql migrations in order\n"
             "  project create NAME [--slug SLUG]        create a project and its first ingest key\n"
+            "  project errors SLUG [--error-logs on|off] [--inapp-include P,P] [--inapp-exclude P,P]\n"
+            "                                           show or set how error events are derived\n"
             "  project list\n"
             "  key create --project P [--name N]        new ingest key (P: project id or slug)\n"
             "  key list --project P\n"

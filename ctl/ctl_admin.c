@@ -237,11 +237,58 @@ static int project_list(struct sx_ctl *ctl)
     return SX_CTL_OK;
 }
 
+/* project errors SLUG [--error-logs on|off] [--inapp-include P,P...] [--inapp-exclude P,P...]:
+ * shows, or changes then shows, how sextant-persist derives a project's
+ * error events (sql/010_errors.sql). An empty list clears the patterns.
+ * sextant-persist takes a change within 10 s (its per-project cache). */
+static int project_errors(struct sx_ctl *ctl, int argc, char **argv)
+{
+    static const char *const allowed[] = {"--error-logs", "--inapp-include", "--inapp-exclude", NULL};
+    static const char usage[] =
+        "usage: project errors SLUG [--error-logs on|off] [--inapp-include P,P...] [--inapp-exclude P,P...]";
+    int bad = 0;
+    const char *logs = opt(argc, argv, "--error-logs", &bad);
+    const char *inc = bad ? NULL : opt(argc, argv, "--inapp-include", &bad);
+    const char *exc = bad ? NULL : opt(argc, argv, "--inapp-exclude", &bad);
+    if (argc < 3 || argv[2][0] == '-' || bad || only_opts(argc - 3, argv + 3, allowed) != SX_OK ||
+        (logs && strcmp(logs, "on") != 0 && strcmp(logs, "off") != 0)) {
+        sx_ctl_err("%s", usage);
+        return SX_CTL_USAGE;
+    }
+    const char *params[4] = {argv[2], logs ? (strcmp(logs, "on") == 0 ? "true" : "false") : NULL, inc, exc};
+    PGresult *res = sx_ctl_query(ctl,
+                                 "UPDATE projects SET error_logs_as_events = COALESCE($2::boolean, error_logs_as_events), "
+                                 "inapp_include = COALESCE(array_remove(string_to_array($3, ','), ''), inapp_include), "
+                                 "inapp_exclude = COALESCE(array_remove(string_to_array($4, ','), ''), inapp_exclude) "
+                                 "WHERE slug = $1 RETURNING slug, error_logs_as_events, "
+                                 "array_to_json(inapp_include)::text, array_to_json(inapp_exclude)::text",
+                                 4, params, "project errors");
+    if (!res) return SX_CTL_FAIL;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        sx_ctl_err("no project '%s'", argv[2]);
+        return SX_CTL_FAIL;
+    }
+    sx_json_obj_open(&ctl->w);
+    sx_json_key(&ctl->w, "slug");
+    sx_json_strz(&ctl->w, PQgetvalue(res, 0, 0));
+    sx_json_key(&ctl->w, "errorLogsAsEvents");
+    sx_json_bool(&ctl->w, PQgetvalue(res, 0, 1)[0] == 't');
+    sx_json_key(&ctl->w, "inAppInclude");
+    sx_json_raw(&ctl->w, PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2));
+    sx_json_key(&ctl->w, "inAppExclude");
+    sx_json_raw(&ctl->w, PQgetvalue(res, 0, 3), (size_t)PQgetlength(res, 0, 3));
+    sx_json_obj_close(&ctl->w);
+    PQclear(res);
+    return SX_CTL_OK;
+}
+
 int sx_ctl_project(struct sx_ctl *ctl, int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "create") == 0) return project_create(ctl, argc, argv);
     if (argc == 2 && strcmp(argv[1], "list") == 0) return project_list(ctl);
-    sx_ctl_err("usage: project create NAME [--slug SLUG] | project list");
+    if (argc >= 2 && strcmp(argv[1], "errors") == 0) return project_errors(ctl, argc, argv);
+    sx_ctl_err("usage: project create NAME [--slug SLUG] | project list | project errors SLUG [options]");
     return SX_CTL_USAGE;
 }
 

@@ -166,6 +166,10 @@ static const char lock_issues_sql[] =
     "SELECT id FROM issues WHERE id IN (SELECT DISTINCT issue_id FROM err_stage WHERE fresh AND issue_id IS NOT NULL) "
     "ORDER BY id FOR UPDATE";
 
+static const char follow_sql[] =
+    "UPDATE err_stage s SET issue_id = i.merged_into FROM issues i "
+    "WHERE s.issue_id = i.id AND i.merged_into IS NOT NULL";
+
 #define REL_NS(proj, ver) "(SELECT x.first_seen_ns FROM releases x WHERE x.project_id = " proj " AND x.version = " ver ")"
 #define LATEST(col) "(array_agg(" col " ORDER BY time_ns DESC, ord DESC))[1] AS " col
 
@@ -978,9 +982,17 @@ int sx_persist_errors_write(struct sx_persist_db *db, const struct sx_persist_ba
             sx_buf_reset(&db->ids);
             if (sx_buf_puts(&db->ids, "{}")) goto oom;
         }
-        if ((rc = run(db, lock_issues_sql, NULL, "SELECT issues FOR UPDATE", NULL, err, errlen)) != SX_OK ||
-            (rc = run(db, update_sql, db->ids.data, "UPDATE issues", &res, err, errlen)) != SX_OK)
+        if ((rc = run(db, lock_issues_sql, NULL, "SELECT issues FOR UPDATE", NULL, err, errlen)) != SX_OK) return rc;
+        /* A merge (sextant-api) that committed after the fingerprints were
+         * read: its issues point at the target, which takes the events (a
+         * merge always points at a live issue, so one step suffices). */
+        if ((rc = run(db, follow_sql, NULL, "UPDATE err_stage (merged)", &res, err, errlen)) != SX_OK) return rc;
+        int moved = atoi(PQcmdTuples(res));
+        PQclear(res);
+        res = NULL;
+        if (moved && (rc = run(db, lock_issues_sql, NULL, "SELECT issues FOR UPDATE", NULL, err, errlen)) != SX_OK)
             return rc;
+        if ((rc = run(db, update_sql, db->ids.data, "UPDATE issues", &res, err, errlen)) != SX_OK) return rc;
         for (int r = 0; r < PQntuples(res); r++) {
             const char *kind = PQgetvalue(res, r, 5);
             if (post_add(db, kind[6] == 'n' ? 'n' : 'r', atoll(PQgetvalue(res, r, 1)), atoll(PQgetvalue(res, r, 0)),

@@ -30,7 +30,7 @@ const ENCODINGS = [
   { name: 'json', body: () => fixture('traces-json.json'), contentType: JSONCT },
   { name: 'gzip', body: () => fixture('traces-proto.bin.gz'), contentType: PROTO, encoding: 'gzip' },
 ];
-const SCENARIOS = ['sdk', 'logs', 'logsoff', 'states', 'users', 'redeliver', 'kill', 'fp', 'other', 'triage'];
+const SCENARIOS = ['sdk', 'logs', 'logsoff', 'states', 'users', 'redeliver', 'kill', 'fp', 'other', 'triage', 'inapp'];
 const P = {};
 
 const q = (s) => `'${String(s).replace(/'/g, "''")}'`;
@@ -145,7 +145,12 @@ stackTest(stack, 'projects for each fixture encoding and scenario', async () => 
     const p = await stack.ctl('project', 'create', `err-${name}-${randomBytes(3).toString('hex')}`);
     P[name] = { id: Number(p.id), slug: p.slug, ingestKey: p.ingestKey };
   }
-  await stack.psql(`UPDATE projects SET error_logs_as_events = false WHERE id = ${P.logsoff.id}`);
+  const off = await stack.ctl('project', 'errors', P.logsoff.slug, '--error-logs', 'off');
+  assert.deepEqual(off, { slug: P.logsoff.slug, errorLogsAsEvents: false, inAppInclude: [], inAppExclude: [] });
+  const rules = await stack.ctl('project', 'errors', P.inapp.slug, '--inapp-include', '*node_modules/express/',
+    '--inapp-exclude', '*/src/server.js');
+  assert.deepEqual([rules.errorLogsAsEvents, rules.inAppInclude, rules.inAppExclude],
+    [true, ['*node_modules/express/'], ['*/src/server.js']]);
   P.proto.token = stack.token;
   P.triage.token = (await stack.ctl('token', 'create', '--project', P.triage.slug)).token;
 });
@@ -623,4 +628,16 @@ stackTest(stack, 'triage through the API, then new events: resolve regresses, re
   const r = await stack.request('GET', new URL(`projects/${T.slug}/errors/${i.id}`, stack.apiBase),
     { headers: { Authorization: `Bearer ${P.proto.token}` } });
   assert.equal(r.status, 404);
+});
+
+stackTest(stack, "a project's in-app rules (sextantctl project errors) decide which frames are in-app", async () => {
+  await send(P.inapp, 'traces', errorSpans([{ type: 'RuleError', fn: 'checkout', message: 'rules' }]));
+  const [ev] = await eventually(async () => {
+    const e = await eventsOf(P.inapp);
+    assert.equal(e.length, 1);
+    return e;
+  }, { what: 'the event stored' });
+  const byFile = Object.fromEntries(ev.frames.map((f) => [f.file.split('/').slice(-2).join('/'), f.inApp]));
+  // the default rules: src/ in-app, node_modules not; the project's: express in, server.js out
+  assert.deepEqual(byFile, { 'router/layer.js': true, 'src/server.js': false, 'src/checkout.js': true });
 });
