@@ -23,8 +23,9 @@
  * others' counts, first/last seen and releases fold into the target, their
  * fingerprints, hourly counts and events move to it, and they (and any issue
  * merged into them before) get merged_into = target, so merged_into never
- * chains. Users: the largest of the counts (a lower bound: the exact union
- * lives in persist's HyperLogLogs). */
+ * chains. Users: the largest of the counts, a lower bound until the
+ * target's next event, when sextant-persist counts the union of the merged
+ * issues' HyperLogLogs (PFCOUNT over all their keys). */
 #include "api_errors.h"
 
 #include "keys.h"

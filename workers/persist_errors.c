@@ -1116,7 +1116,7 @@ int sx_persist_errors_flush_users(struct sx_persist_shared *S, redisContext *rc,
     struct touched *t;
     size_t n, u = 0;
     int ok = 1;
-    char key[256], suffix[64];
+    char suffix[64];
     struct sx_buf ids, counts;
 
     pthread_mutex_lock(&S->mu);
@@ -1137,11 +1137,41 @@ int sx_persist_errors_flush_users(struct sx_persist_shared *S, redisContext *rc,
     sx_buf_init(&ids, (size_t)64 << 20);
     sx_buf_init(&counts, (size_t)64 << 20);
     if (!rc || rc->err || sx_persist_db_ready(db) != SX_OK) ok = 0;
-    for (size_t i = 0; ok && i < n; i++) {
-        snprintf(suffix, sizeof(suffix), "issue:%lld:users", t[i].issue);
-        sx_redis_pkey(key, sizeof(key), S->cfg, t[i].project, suffix);
-        redisAppendCommand(rc, "PFCOUNT %s", key);
+    /* The issues merged into each one (sextant-api's merge): PFCOUNT of
+     * several keys counts their union, so a merged issue's users stay
+     * counted once in the target. Row i of merged answers t[i]. */
+    PGresult *merged = NULL;
+    ok = ok && sx_buf_putc(&ids, '{') == SX_OK;
+    for (size_t i = 0; ok && i < n; i++) ok = sx_buf_printf(&ids, "%s%lld", i ? "," : "", t[i].issue) == SX_OK;
+    ok = ok && sx_buf_putc(&ids, '}') == SX_OK;
+    if (ok) {
+        const char *params[1] = {ids.data};
+        merged = sx_pg_query(db->conn,
+                             "SELECT coalesce(array_to_string(array(SELECT m.id FROM issues m WHERE m.merged_into = v.id "
+                             "ORDER BY m.id), ' '), '') FROM unnest($1::bigint[]) WITH ORDINALITY AS v(id, o) ORDER BY v.o",
+                             1, params, "SELECT issues (merged)");
+        ok = merged && (size_t)PQntuples(merged) == n;
     }
+    sx_buf_reset(&ids);
+    for (size_t i = 0; ok && i < n; i++) {
+        const char *argv[1 + 1 + 64];
+        char keys[1 + 64][256];
+        size_t argc = 0;
+        argv[argc++] = "PFCOUNT";
+        snprintf(suffix, sizeof(suffix), "issue:%lld:users", t[i].issue);
+        argv[argc++] = sx_redis_pkey(keys[0], sizeof(keys[0]), S->cfg, t[i].project, suffix);
+        for (const char *m = PQgetvalue(merged, (int)i, 0); *m && argc < SX_ARRAY_LEN(argv);) {
+            char *end;
+            long long id = strtoll(m, &end, 10);
+            if (end == m) break;
+            snprintf(suffix, sizeof(suffix), "issue:%lld:users", id);
+            argv[argc] = sx_redis_pkey(keys[argc - 1], sizeof(keys[0]), S->cfg, t[i].project, suffix);
+            argc++;
+            m = *end ? end + 1 : end;
+        }
+        redisAppendCommandArgv(rc, (int)argc, argv, NULL);
+    }
+    if (merged) PQclear(merged);
     ok = ok && sx_buf_putc(&ids, '{') == SX_OK && sx_buf_putc(&counts, '{') == SX_OK;
     for (size_t i = 0; ok && i < n; i++) {
         void *vr = NULL;

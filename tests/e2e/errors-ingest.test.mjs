@@ -641,3 +641,28 @@ stackTest(stack, "a project's in-app rules (sextantctl project errors) decide wh
   // the default rules: src/ in-app, node_modules not; the project's: express in, server.js out
   assert.deepEqual(byFile, { 'router/layer.js': true, 'src/server.js': false, 'src/checkout.js': true });
 });
+
+stackTest(stack, 'users of merged issues are counted once in the target (a union of their HyperLogLogs)', async () => {
+  const T = P.triage;
+  const sendUsers = (fn, users) => send(T, 'traces', errorSpans(users.map((user) => ({ type: 'UserError', fn,
+    message: `users of ${fn}`, user }))));
+  const issueOf = (fn, events) => eventually(async () => {
+    const l = await apiCall(T, 'GET', `errors?q=${encodeURIComponent(`users of ${fn}`)}`);
+    assert.equal(l.issues.length, 1);
+    assert.equal(l.issues[0].events, events);
+    return l.issues[0];
+  }, { what: `${fn}: ${events} events` });
+  await sendUsers('ua', ['ann', 'bob']);
+  await sendUsers('ub', ['bob', 'cid', 'dee']);
+  const a = await issueOf('ua', 2);
+  const b = await issueOf('ub', 3);
+  await eventually(async () => {
+    assert.equal((await apiCall(T, 'GET', `errors/${a.id}`)).users, 2);
+    assert.equal((await apiCall(T, 'GET', `errors/${b.id}`)).users, 3);
+  }, { what: 'users flushed' });
+  await apiCall(T, 'POST', 'errors/merge', { target: a.id, ids: [a.id, b.id] });
+  await sendUsers('ua', ['ann']);
+  // ann, bob, cid, dee: the union, not 2 + 3 and not the larger of the two
+  await eventually(async () => assert.equal((await apiCall(T, 'GET', `errors/${a.id}`)).users, 4),
+    { what: 'the target counts the union of users' });
+});
