@@ -21,6 +21,7 @@
 #include "buf.h"
 #include "cli.h"
 #include "config.h"
+#include "entry.h"
 #include "log.h"
 #include "logrow.h"
 #include "persist.h"
@@ -30,7 +31,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <openssl/evp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,20 +132,6 @@ static void redis_failed(struct persist *P, const char *what, const redisReply *
     sx_redis_warn(P->rc, what, r);
 }
 
-/* The value of field name in a flat field/value array, or NULL. */
-static const redisReply *entry_field(const redisReply *fields, const char *name)
-{
-    size_t nl = strlen(name);
-    for (size_t i = 0; i + 1 < fields->elements; i += 2) {
-        const redisReply *k = fields->element[i];
-        if (k->type == REDIS_REPLY_STRING && k->len == nl && memcmp(k->str, name, nl) == 0) {
-            const redisReply *v = fields->element[i + 1];
-            return v->type == REDIS_REPLY_STRING ? v : NULL;
-        }
-    }
-    return NULL;
-}
-
 static int poison(struct persist *P, struct reader *rd, const char *id, size_t idlen, const redisReply *fields,
                   const char *why)
 {
@@ -159,27 +145,6 @@ static int poison(struct persist *P, struct reader *rd, const char *id, size_t i
 }
 
 /* ---- batches ------------------------------------------------------------- */
-
-/* The entry's ledger key: SHA-256 of "<project>\n" and the packed body, cut
- * to SX_PERSIST_HASH_LEN bytes. The same batch added to the stream again
- * gets the same key (the receive time and key id are left out). Aborts when
- * OpenSSL cannot hash (out of memory). */
-static void entry_hash(long long project, const redisReply *body, uint8_t out[SX_PERSIST_HASH_LEN])
-{
-    uint8_t md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    char pfx[32];
-    int n = snprintf(pfx, sizeof(pfx), "%lld\n", project);
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1 || EVP_DigestUpdate(ctx, pfx, (size_t)n) != 1 ||
-        EVP_DigestUpdate(ctx, body->str, body->len) != 1 || EVP_DigestFinal_ex(ctx, md, &mdlen) != 1 ||
-        mdlen < SX_PERSIST_HASH_LEN) {
-        fprintf(stderr, "sha-256 of a stream entry failed\n");
-        abort();
-    }
-    EVP_MD_CTX_free(ctx);
-    memcpy(out, md, SX_PERSIST_HASH_LEN);
-}
 
 /* Hands a stream's current batch to the writers and takes an empty one
  * (waiting while every writer is busy: back-pressure). */
@@ -198,18 +163,6 @@ static void submit_all(struct persist *P)
 static int batch_full(const struct persist *P, const struct reader *rd)
 {
     return (long long)sx_persist_batch_rows(rd->cur) >= P->cfg.persist_batch_spans;
-}
-
-/* Parses a decimal field of an entry; dflt when absent or malformed. */
-static long long field_ll(const redisReply *f, long long lo, long long hi, long long dflt)
-{
-    char buf[24], *end;
-    if (!f || f->len == 0 || f->len >= sizeof(buf)) return dflt;
-    memcpy(buf, f->str, f->len);
-    buf[f->len] = '\0';
-    errno = 0;
-    long long v = strtoll(buf, &end, 10);
-    return errno || *end || v < lo || v > hi ? dflt : v;
 }
 
 /* Unpacks body as the stream's request type and appends its rows to b.
@@ -277,15 +230,15 @@ static int take_entry(struct persist *P, struct reader *rd, const redisReply *it
     }
     if (fields->type != REDIS_REPLY_ARRAY || fields->elements % 2)
         return poison(P, rd, id, idlen, fields->type == REDIS_REPLY_ARRAY ? fields : NULL, "malformed entry");
-    long long project = field_ll(entry_field(fields, SX_FIELD_PROJECT), 1, INT32_MAX, 0);
-    const redisReply *b = entry_field(fields, SX_FIELD_BODY);
+    long long project = sx_entry_ll(sx_entry_field(fields, SX_FIELD_PROJECT), 1, INT32_MAX, 0);
+    const redisReply *b = sx_entry_field(fields, SX_FIELD_BODY);
     if (!project) return poison(P, rd, id, idlen, fields, "missing or invalid project id field 'p'");
     if (!b) return poison(P, rd, id, idlen, fields, "missing body field 'b'");
-    int64_t recv_ns = field_ll(entry_field(fields, SX_FIELD_TIME), 1, INT64_MAX, 0);
+    int64_t recv_ns = sx_entry_ll(sx_entry_field(fields, SX_FIELD_TIME), 1, INT64_MAX, 0);
     if (!recv_ns) recv_ns = sx_now_ns(); /* ingest always sets t; this only keeps old entries usable */
 
     uint8_t hash[SX_PERSIST_HASH_LEN];
-    entry_hash(project, b, hash); /* first: error event ids derive from it */
+    sx_entry_key(project, b->str, b->len, hash); /* first: error event ids derive from it */
     struct sx_persist_batch *B = rd->cur;
     size_t rows0 = sx_persist_batch_rows(B), off = B->copy.len, eoff = B->errs->copy.len, nev = 0;
     int rc = encode_entry(P, B, b, project, recv_ns, hash, &nev, why, sizeof(why));

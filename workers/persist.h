@@ -6,6 +6,7 @@
 #include "buf.h"
 #include "config.h"
 #include "copyrow.h"
+#include "entry.h"
 #include "logrow.h"
 #include "spanrow.h"
 
@@ -22,7 +23,7 @@
 #define SX_PERSIST_EDATA (-3)
 
 /* Bytes of an entry's ledger key (the start of a SHA-256). */
-#define SX_PERSIST_HASH_LEN 16
+#define SX_PERSIST_HASH_LEN SX_ENTRY_KEY_LEN
 
 struct sx_persist_batch;
 struct sx_persist_shared;

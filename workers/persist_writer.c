@@ -9,6 +9,8 @@
  * entries go to the dead letter stream. */
 #include "persist.h"
 
+#include "entry.h"
+
 #include "log.h"
 #include "redis.h"
 #include "stream.h"
@@ -156,56 +158,7 @@ static void redis_failed(redisContext *rc, const char *what, const redisReply *r
 int sx_persist_dead_letter(redisContext *rc, const struct sx_persist_signal *sig, const char *id, size_t idlen,
                            const redisReply *fields, const char *why)
 {
-    size_t nf = fields && fields->type == REDIS_REPLY_ARRAY ? fields->elements : 0;
-    size_t argc = 3 + nf + 2;
-    const char **argv = sx_xcalloc(argc, sizeof(*argv));
-    size_t *argl = sx_xcalloc(argc, sizeof(*argl));
-    redisReply *r = NULL;
-    int rc_out = SX_ERR;
-
-    sx_error("entry %.*s: %s; moved to %s", (int)idlen, id, why, sig->dead);
-    argv[0] = "XADD";
-    argv[1] = sig->dead;
-    argv[2] = "*";
-    for (size_t i = 0; i < nf; i++) {
-        const redisReply *f = fields->element[i];
-        int str = f->type == REDIS_REPLY_STRING;
-        argv[3 + i] = str ? f->str : "";
-        argl[3 + i] = str ? f->len : 0;
-    }
-    argv[3 + nf] = "error";
-    argv[4 + nf] = why;
-    for (size_t i = 0; i < argc; i++)
-        if (i < 3 || i >= 3 + nf) argl[i] = strlen(argv[i]);
-
-    if (!rc || rc->err) goto cleanup;
-    redisAppendCommand(rc, "MULTI");
-    redisAppendCommandArgv(rc, (int)argc, argv, argl);
-    redisAppendCommand(rc, "XACK %s %s %b", sig->stream, SX_GROUP_PERSIST, id, idlen);
-    redisAppendCommand(rc, "EXEC");
-    for (int i = 0; i < 4; i++) {
-        void *vr = NULL;
-        if (redisGetReply(rc, &vr) != REDIS_OK) {
-            redis_failed(rc, "dead letter MULTI/EXEC", NULL);
-            goto cleanup;
-        }
-        r = vr;
-        if (i == 3 && (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-                       r->element[0]->type != REDIS_REPLY_STRING)) {
-            redis_failed(rc, "dead letter EXEC", r);
-            goto cleanup;
-        }
-        if (i < 3 && r->type == REDIS_REPLY_ERROR) redis_failed(rc, "dead letter MULTI/XADD/XACK", r);
-        freeReplyObject(r);
-        r = NULL;
-    }
-    rc_out = SX_OK;
-
-cleanup:
-    if (r) freeReplyObject(r);
-    free(argv);
-    free(argl);
-    return rc_out;
+    return sx_entry_dead_letter(rc, sig->stream, sig->dead, SX_GROUP_PERSIST, id, idlen, fields, why);
 }
 
 static int writer_redis(struct writer *w)

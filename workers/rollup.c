@@ -92,6 +92,7 @@
 #include "buf.h"
 #include "cli.h"
 #include "config.h"
+#include "entry.h"
 #include "json.h"
 #include "log.h"
 #include "otlp.h"
@@ -130,7 +131,7 @@
 #define LOCK_CLASS "1398295890" /* pg_advisory_xact_lock(LOCK_CLASS, series id): 'SXMR' */
 #define COPY_MAX ((size_t)256 << 20) /* COPY text and array parameters of one batch */
 #define NO_PEND SIZE_MAX
-#define HASH_LEN 16
+#define HASH_LEN SX_ENTRY_KEY_LEN
 #define SERIES_CACHE_MAX ((size_t)1 << 20) /* entries; the cache is emptied when full */
 
 typedef Opentelemetry__Proto__Common__V1__KeyValue kv_t;
@@ -798,36 +799,10 @@ static int xack_batch(struct rollup *R)
 }
 
 /* Copies an undecodable entry to <stream>:dead with an "error" field and
- * acknowledges it, atomically. */
+ * acknowledges it, atomically (lib/entry.h). */
 static int dead_letter(struct rollup *R, const char *id, size_t idlen, const redisReply *fields, const char *why)
 {
-    sx_warn("entry %.*s dead-lettered: %s", (int)idlen, id, why);
-    const char *argv[2 + 2 + 64];
-    size_t argl[2 + 2 + 64];
-    int argc = 0;
-    argv[argc] = "XADD", argl[argc++] = 4;
-    argv[argc] = R->dead, argl[argc++] = strlen(R->dead);
-    argv[argc] = "*", argl[argc++] = 1;
-    argv[argc] = "error", argl[argc++] = 5;
-    argv[argc] = why, argl[argc++] = strlen(why);
-    for (size_t i = 0; fields && fields->type == REDIS_REPLY_ARRAY && i < fields->elements && argc < 64; i++)
-        if (fields->element[i]->type == REDIS_REPLY_STRING)
-            argv[argc] = fields->element[i]->str, argl[argc++] = fields->element[i]->len;
-    if (argc % 2 == 0) argc--; /* field/value pairs only */
-    redisAppendCommand(R->rc, "MULTI");
-    redisAppendCommandArgv(R->rc, argc, argv, argl);
-    redisAppendCommand(R->rc, "XACK %s %s %b", R->stream, GROUP, id, idlen);
-    redisAppendCommand(R->rc, "EXEC");
-    int rc = SX_OK;
-    for (int i = 0; i < 4; i++) {
-        redisReply *r = NULL;
-        if (redisGetReply(R->rc, (void **)&r) != REDIS_OK || !r) {
-            rc = SX_ERR;
-            break;
-        }
-        if (i == 3 && r->type != REDIS_REPLY_ARRAY) rc = SX_ERR;
-        freeReplyObject(r);
-    }
+    int rc = sx_entry_dead_letter(R->rc, R->stream, R->dead, GROUP, id, idlen, fields, why);
     if (rc == SX_OK) R->st_dead++;
     return rc;
 }
@@ -1545,29 +1520,6 @@ static void raw_expire(struct rollup *R)
     }
 }
 
-/* Parses a decimal field; 0 when absent or malformed. */
-static long long field_ll(const redisReply *f)
-{
-    char buf[24], *end;
-    if (!f || f->type != REDIS_REPLY_STRING || f->len == 0 || f->len >= sizeof(buf)) return 0;
-    memcpy(buf, f->str, f->len);
-    buf[f->len] = '\0';
-    errno = 0;
-    long long v = strtoll(buf, &end, 10);
-    return errno || *end || v < 1 || v > INT32_MAX ? 0 : v;
-}
-
-static const redisReply *entry_field(const redisReply *fields, const char *name)
-{
-    size_t nl = strlen(name);
-    for (size_t i = 0; i + 1 < fields->elements; i += 2) {
-        const redisReply *k = fields->element[i];
-        if (k->type == REDIS_REPLY_STRING && k->len == nl && memcmp(k->str, name, nl) == 0)
-            return fields->element[i + 1];
-    }
-    return NULL;
-}
-
 static int ent_hash_cmp(const void *a, const void *b, void *arg)
 {
     const struct ent *e = arg;
@@ -1662,8 +1614,8 @@ static int take_entry(struct rollup *R, const redisReply *item)
     const redisReply *fields = item->element[1];
     if (fields->type == REDIS_REPLY_NIL) return xack(R, id, idlen); /* deleted while pending */
     if (fields->type != REDIS_REPLY_ARRAY || fields->elements % 2) return dead_letter(R, id, idlen, NULL, "malformed entry");
-    long long project = field_ll(entry_field(fields, SX_FIELD_PROJECT));
-    const redisReply *body = entry_field(fields, SX_FIELD_BODY);
+    long long project = sx_entry_ll(sx_entry_field(fields, SX_FIELD_PROJECT), 1, INT32_MAX, 0);
+    const redisReply *body = sx_entry_field(fields, SX_FIELD_BODY);
     if (!project) return dead_letter(R, id, idlen, fields, "missing or invalid project id field 'p'");
     if (!body || body->type != REDIS_REPLY_STRING) return dead_letter(R, id, idlen, fields, "missing body field 'b'");
 
@@ -1677,9 +1629,7 @@ static int take_entry(struct rollup *R, const redisReply *item)
         R->ents = xrealloc(R->ents, R->ents_cap * sizeof(*R->ents));
     }
     struct ent *e = &R->ents[R->ents_n++];
-    char pfx[32];
-    int n = snprintf(pfx, sizeof(pfx), "%lld\n", project);
-    sha16(pfx, (size_t)n, body->str, body->len, "", 0, e->hash);
+    sx_entry_key(project, body->str, body->len, e->hash);
     e->id = id, e->idlen = idlen, e->project = project, e->req = req, e->npoints = 0, e->fresh = 0;
     return SX_OK;
 }

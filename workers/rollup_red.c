@@ -52,6 +52,7 @@
 #include "arena.h"
 #include "buf.h"
 #include "copyrow.h"
+#include "entry.h"
 #include "log.h"
 #include "otlp.h"
 #include "pg.h"
@@ -84,7 +85,7 @@
 #define TRIM_EVERY_NS 1000000000LL
 #define STATS_EVERY_NS (10LL * 1000000000LL)
 #define MINUTE_NS 60000000000LL
-#define HASH_LEN 16
+#define HASH_LEN SX_ENTRY_KEY_LEN
 #define SPANMAP_TTL_S 120
 /* KEYS[1]: the other side's key, KEYS[2]: ours. Returns the other side's
  * value, or leaves ours (EX ARGV[2]) and returns nil. */
@@ -961,59 +962,11 @@ rollback:
 
 /* ---- the batch ------------------------------------------------------------------- */
 
-static long long field_ll(const redisReply *f)
-{
-    char buf[24], *end;
-    if (!f || f->type != REDIS_REPLY_STRING || f->len == 0 || f->len >= sizeof(buf)) return 0;
-    memcpy(buf, f->str, f->len);
-    buf[f->len] = '\0';
-    errno = 0;
-    long long v = strtoll(buf, &end, 10);
-    return errno || *end || v < 1 || v > INT32_MAX ? 0 : v;
-}
-
-static const redisReply *entry_field(const redisReply *fields, const char *name)
-{
-    size_t nl = strlen(name);
-    for (size_t i = 0; i + 1 < fields->elements; i += 2) {
-        const redisReply *k = fields->element[i];
-        if (k->type == REDIS_REPLY_STRING && k->len == nl && memcmp(k->str, name, nl) == 0)
-            return fields->element[i + 1];
-    }
-    return NULL;
-}
-
 /* Copies an undecodable entry to <stream>:dead with an "error" field and
- * acknowledges it, atomically. */
+ * acknowledges it, atomically (lib/entry.h). */
 static int dead_letter(struct red *R, const char *id, size_t idlen, const redisReply *fields, const char *why)
 {
-    sx_warn("span rollup: entry %.*s dead-lettered: %s", (int)idlen, id, why);
-    const char *argv[2 + 2 + 64];
-    size_t argl[2 + 2 + 64];
-    int argc = 0;
-    argv[argc] = "XADD", argl[argc++] = 4;
-    argv[argc] = R->dead, argl[argc++] = strlen(R->dead);
-    argv[argc] = "*", argl[argc++] = 1;
-    argv[argc] = "error", argl[argc++] = 5;
-    argv[argc] = why, argl[argc++] = strlen(why);
-    for (size_t i = 0; fields && fields->type == REDIS_REPLY_ARRAY && i < fields->elements && argc < 64; i++)
-        if (fields->element[i]->type == REDIS_REPLY_STRING)
-            argv[argc] = fields->element[i]->str, argl[argc++] = fields->element[i]->len;
-    if (argc % 2 == 0) argc--; /* field/value pairs only */
-    redisAppendCommand(R->rc, "MULTI");
-    redisAppendCommandArgv(R->rc, argc, argv, argl);
-    redisAppendCommand(R->rc, "XACK %s %s %b", R->stream, GROUP, id, idlen);
-    redisAppendCommand(R->rc, "EXEC");
-    int rc = SX_OK;
-    for (int i = 0; i < 4; i++) {
-        redisReply *r = NULL;
-        if (redisGetReply(R->rc, (void **)&r) != REDIS_OK || !r) {
-            rc = SX_ERR;
-            break;
-        }
-        if (i == 3 && r->type != REDIS_REPLY_ARRAY) rc = SX_ERR;
-        freeReplyObject(r);
-    }
+    int rc = sx_entry_dead_letter(R->rc, R->stream, R->dead, GROUP, id, idlen, fields, why);
     if (rc == SX_OK) R->st_dead++;
     return rc;
 }
@@ -1068,8 +1021,8 @@ static int process_batch(struct red *R, const redisReply *arr)
             if (dead_letter(R, e->id, e->idlen, NULL, "malformed entry") != SX_OK) return SX_ERR;
             continue;
         }
-        long long project = field_ll(entry_field(fields, SX_FIELD_PROJECT));
-        const redisReply *body = entry_field(fields, SX_FIELD_BODY);
+        long long project = sx_entry_ll(sx_entry_field(fields, SX_FIELD_PROJECT), 1, INT32_MAX, 0);
+        const redisReply *body = sx_entry_field(fields, SX_FIELD_BODY);
         const char *why = !project ? "missing or invalid project id field 'p'"
                           : !body || body->type != REDIS_REPLY_STRING ? "missing body field 'b'"
                                                                        : NULL;
@@ -1084,9 +1037,7 @@ static int process_batch(struct red *R, const redisReply *arr)
             if (dead_letter(R, e->id, e->idlen, fields, why) != SX_OK) return SX_ERR;
             continue;
         }
-        char pfx[32];
-        int n = snprintf(pfx, sizeof(pfx), "%lld\n", project);
-        sha(pfx, (size_t)n, body->str, body->len, e->hash, HASH_LEN);
+        sx_entry_key(project, body->str, body->len, e->hash);
         e->project = project;
         e->valid = e->fresh = 1;
         if (collect(R, R->nents - 1, project, req) != SX_OK) {
