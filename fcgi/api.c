@@ -2,20 +2,27 @@
  * project resolution and the per-request RLS transaction.
  *
  * Request flow: route on DOCUMENT_URI (404) and REQUEST_METHOD (405 with the
- * endpoint's Allow); hash the bearer token and look it up (401), cached per
- * thread for a few seconds; open one transaction with sextant.project_ids
- * set to the token's projects (row-level security is the second wall; every
- * query still filters on project_id): READ ONLY as sextant_reader for GET,
- * read-write as sextant_issue_writer for the few write routes (PATCH and POST
- * of .../errors; sql/012_errors_api.sql says what that role may change);
- * resolve {project} (id or slug) within
- * the token's projects (404 whether it is missing or forbidden, so existence
- * does not leak); run the handler; COMMIT or ROLLBACK. Resolving the project
- * inside the transaction lets the API log in as a role that does not own the
- * tables: `projects` has RLS too. PostgreSQL trouble is a 503 with
- * Retry-After, never a crash. The login role needs SELECT on access_tokens
- * and membership in sextant_reader and sextant_issue_writer (GRANT
- * sextant_reader, sextant_issue_writer TO <api role>). */
+ * endpoint's Allow); authenticate (401): a bearer token is hashed and looked
+ * up in access_tokens (a project token, cached per thread for a few
+ * seconds, or a user's personal token, never cached), else the sx_session
+ * cookie is looked up in sessions (api_auth.c); a user's memberships are
+ * loaded. A state-changing request by cookie must pass the CSRF check (403).
+ * Account routes (/auth/..., /me...) then run in api_auth.c as the login
+ * role. Project routes find {project}: a project token's own project, or for
+ * a user the project among their memberships (any for an instance admin),
+ * 404 otherwise; writes need member or above (403). Then one transaction
+ * with sextant.project_ids set to that project (row-level security is the
+ * second wall; every query still filters on project_id): READ ONLY as
+ * sextant_reader for GET, read-write as sextant_issue_writer for the few
+ * write routes (PATCH and POST of .../errors; sql/012_errors_api.sql says
+ * what that role may change); resolve {project} (id or slug) again within
+ * it (404 whether it is missing or forbidden, so existence does not leak);
+ * run the handler; COMMIT or ROLLBACK. Resolving the project inside the
+ * transaction lets the API log in as a role that does not own the tables:
+ * `projects` has RLS too. PostgreSQL trouble is a 503 with Retry-After,
+ * never a crash. The login role needs SELECT on access_tokens, membership in
+ * sextant_reader and sextant_issue_writer, and sextant_auth
+ * (sql/014_api_auth.sql) for the user lookups made before the switch. */
 #include "api_int.h"
 #include "api_errors.h"
 #include "api_metrics.h"
