@@ -22,7 +22,7 @@ CPPFLAGS += -D_GNU_SOURCE -Ilib -I$(GEN) -I/usr/include/postgresql
 CFLAGS ?= $(OPT) -g
 ALLCFLAGS = -std=c11 $(WARN) $(CFLAGS) $(SANFLAGS) -pthread -MMD -MP
 LDFLAGS += $(SANFLAGS) -pthread
-LDLIBS := -lfcgi -lhiredis -lpq -lprotobuf-c -lyajl -lz -lcrypto -lsystemd -lm
+LDLIBS := -lfcgi -lhiredis -lpq -lprotobuf-c -lyajl -lz -lcrypto -lsodium -lsystemd -lm
 
 # Our OTLP .proto files (written from the spec's field numbers), compiled by protoc-c.
 PROTOS := $(shell find proto -name '*.proto' | sort)

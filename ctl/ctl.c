@@ -99,6 +99,15 @@ static void usage(FILE *f)
             "  key list --project P\n"
             "  key revoke KEY_ID                        revoke at once (also drops the key cache entry)\n"
             "  token create --project P [--name N]      new access token for the API\n"
+            "  user create EMAIL [--name N] [--admin] [--password-stdin]\n"
+            "                                           new user; prints the password when generated\n"
+            "  user passwd EMAIL [--password-stdin]     set a password (generated and printed when not\n"
+            "                                           given); ends the user's sessions\n"
+            "  user token EMAIL [--name N] [--expires-days D]  new personal access token\n"
+            "  user list\n"
+            "  member add --project P EMAIL ROLE        give a user a role (owner, admin, member, viewer)\n"
+            "  member remove --project P EMAIL\n"
+            "  member list --project P\n"
             "  status                                   stream, consumer group and writer state\n"
             "  config example | config help             example config file / every setting\n"
             "\n"
@@ -166,6 +175,8 @@ int main(int argc, char **argv)
     else if (strcmp(cmd, "project") == 0) rc = sx_ctl_project(&ctl, cargc, cargv);
     else if (strcmp(cmd, "key") == 0) rc = sx_ctl_key(&ctl, cargc, cargv);
     else if (strcmp(cmd, "token") == 0) rc = sx_ctl_token(&ctl, cargc, cargv);
+    else if (strcmp(cmd, "user") == 0) rc = sx_ctl_user(&ctl, cargc, cargv);
+    else if (strcmp(cmd, "member") == 0) rc = sx_ctl_member(&ctl, cargc, cargv);
     else if (strcmp(cmd, "status") == 0) rc = sx_ctl_status(&ctl, cargc, cargv);
     else {
         sx_ctl_err("unknown command '%s'", cmd);

@@ -50,5 +50,7 @@ int sx_ctl_project(struct sx_ctl *ctl, int argc, char **argv);
 int sx_ctl_key(struct sx_ctl *ctl, int argc, char **argv);
 int sx_ctl_token(struct sx_ctl *ctl, int argc, char **argv);
 int sx_ctl_status(struct sx_ctl *ctl, int argc, char **argv);
+int sx_ctl_user(struct sx_ctl *ctl, int argc, char **argv);
+int sx_ctl_member(struct sx_ctl *ctl, int argc, char **argv);
 
 #endif

@@ -2,20 +2,27 @@
  * project resolution and the per-request RLS transaction.
  *
  * Request flow: route on DOCUMENT_URI (404) and REQUEST_METHOD (405 with the
- * endpoint's Allow); hash the bearer token and look it up (401), cached per
- * thread for a few seconds; open one transaction with sextant.project_ids
- * set to the token's projects (row-level security is the second wall; every
- * query still filters on project_id): READ ONLY as sextant_reader for GET,
- * read-write as sextant_issue_writer for the few write routes (PATCH and POST
- * of .../errors; sql/012_errors_api.sql says what that role may change);
- * resolve {project} (id or slug) within
- * the token's projects (404 whether it is missing or forbidden, so existence
- * does not leak); run the handler; COMMIT or ROLLBACK. Resolving the project
- * inside the transaction lets the API log in as a role that does not own the
- * tables: `projects` has RLS too. PostgreSQL trouble is a 503 with
- * Retry-After, never a crash. The login role needs SELECT on access_tokens
- * and membership in sextant_reader and sextant_issue_writer (GRANT
- * sextant_reader, sextant_issue_writer TO <api role>). */
+ * endpoint's Allow); authenticate (401): a bearer token is hashed and looked
+ * up in access_tokens (a project token, cached per thread for a few
+ * seconds, or a user's personal token, never cached), else the sx_session
+ * cookie is looked up in sessions (api_auth.c); a user's memberships are
+ * loaded. A state-changing request by cookie must pass the CSRF check (403).
+ * Account routes (/auth/..., /me...) then run in api_auth.c as the login
+ * role. Project routes find {project}: a project token's own project, or for
+ * a user the project among their memberships (any for an instance admin),
+ * 404 otherwise; writes need member or above (403). Then one transaction
+ * with sextant.project_ids set to that project (row-level security is the
+ * second wall; every query still filters on project_id): READ ONLY as
+ * sextant_reader for GET, read-write as sextant_issue_writer for the few
+ * write routes (PATCH and POST of .../errors; sql/012_errors_api.sql says
+ * what that role may change); resolve {project} (id or slug) again within
+ * it (404 whether it is missing or forbidden, so existence does not leak);
+ * run the handler; COMMIT or ROLLBACK. Resolving the project inside the
+ * transaction lets the API log in as a role that does not own the tables:
+ * `projects` has RLS too. PostgreSQL trouble is a 503 with Retry-After,
+ * never a crash. The login role needs SELECT on access_tokens, membership in
+ * sextant_reader and sextant_issue_writer, and sextant_auth
+ * (sql/014_api_auth.sql) for the user lookups made before the switch. */
 #include "api_int.h"
 #include "api_errors.h"
 #include "api_metrics.h"
@@ -24,6 +31,7 @@
 
 #include "keys.h"
 #include "log.h"
+#include "password.h"
 #include "pg.h"
 
 #include <limits.h>
@@ -43,21 +51,25 @@
 #define MAX_SEGMENTS 8
 #define BODY_MAX ((size_t)64 << 10) /* largest request body (JSON) */
 
-/* A token lookup remembered for TOKEN_CACHE_TTL_NS (revocation takes effect
- * within that time). Unknown tokens are remembered too, so a flood of bad
- * tokens costs one query per token per thread every few seconds. */
+/* A project token lookup remembered for TOKEN_CACHE_TTL_NS (revocation
+ * takes effect within that time). Unknown tokens are remembered too, so a
+ * flood of bad tokens costs one query per token per thread every few
+ * seconds. Personal access tokens are never cached: their revocation, their
+ * user's disabling and role changes take effect at once. */
 struct token_entry {
     uint8_t hash[SX_SHA256_LEN];
     int64_t expires_mono;   /* 0: empty slot */
     uint64_t used;          /* LRU tick */
     int known;              /* the token exists and is valid */
-    int project_id;         /* 0: no project (user token without projects) */
+    int token_id;
+    int project_id;
 };
 
 /* Per-thread state; owned by its thread, made by thread_init, freed by
  * thread_term. */
 struct api_thread {
     PGconn *pg;             /* lazy; redialled by sx_pg_ensure */
+    redisContext *redis;    /* lazy (login throttling); redialled by sx_redis_ensure */
     struct sx_buf out;      /* response body */
     struct token_entry tokens[TOKEN_CACHE_SIZE];
     uint64_t tick;
@@ -65,7 +77,8 @@ struct api_thread {
 
 enum endpoint { EP_NONE, EP_HEALTH, EP_TRACES, EP_TRACE, EP_SERVICES, EP_LOGS, EP_METRICS, EP_METRICS_QUERY,
                 EP_PERF, EP_DEPS, EP_DATABASE, EP_SERVICE_MAP, EP_PROJECT_HEALTH,
-                EP_ERRORS, EP_ERROR_STATS, EP_ERROR_MERGE, EP_ERROR, EP_ERROR_EVENTS };
+                EP_ERRORS, EP_ERROR_STATS, EP_ERROR_MERGE, EP_ERROR, EP_ERROR_EVENTS,
+                EP_LOGIN, EP_LOGOUT, EP_ME, EP_ME_TOKENS, EP_ME_TOKEN };
 
 /* ---- helpers shared with api_traces.c ---------------------------------------- */
 
@@ -218,7 +231,7 @@ static struct token_entry *cache_find(struct api_thread *t, const uint8_t *hash,
     return NULL;
 }
 
-static void cache_put(struct api_thread *t, const uint8_t *hash, int known, int project_id, int64_t now)
+static void cache_put(struct api_thread *t, const uint8_t *hash, int known, int token_id, int project_id, int64_t now)
 {
     struct token_entry *victim = &t->tokens[0];
     for (int i = 0; i < TOKEN_CACHE_SIZE; i++) {
@@ -233,12 +246,22 @@ static void cache_put(struct api_thread *t, const uint8_t *hash, int known, int 
     victim->expires_mono = now + TOKEN_CACHE_TTL_NS;
     victim->used = ++t->tick;
     victim->known = known;
+    victim->token_id = token_id;
     victim->project_id = project_id;
 }
 
-/* Authenticates the request: fills allowed[] with the projects it may read
- * (possibly none). SX_ERR with a 401 or 503 response set. */
-static int authenticate(struct sx_api_req *r, struct api_thread *t, int *allowed, size_t *nallowed)
+static int slug_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n > 63) return 0;
+    if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9'))) return 0;
+    return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
+}
+
+/* Authenticates the request: Authorization: Bearer (a project token, or a
+ * user's personal access token), else the sx_session cookie. Fills r's auth
+ * fields and, for a user, their memberships. SX_ERR with a 401 or 503 set. */
+static int authenticate(struct sx_api_req *r, struct api_thread *t)
 {
     size_t len = 0;
     const char *tok = bearer_token(sx_fcgi_param(r->fr, "HTTP_AUTHORIZATION"), &len);
@@ -248,46 +271,117 @@ static int authenticate(struct sx_api_req *r, struct api_thread *t, int *allowed
     PGresult *res = NULL;
     int rc = SX_ERR;
 
-    *nallowed = 0;
-    if (!tok) return sx_api_fail(r, 401, "unauthorized", "missing bearer token");
+    if (!tok) {
+        const char *cookie = sx_api_cookie(r, "sx_session");
+        if (!cookie) return sx_api_fail(r, 401, "unauthorized", "missing bearer token or session");
+        if (sx_api_auth_session(r, cookie, strlen(cookie)) != SX_OK) return SX_ERR;
+        return sx_api_auth_roles(r);
+    }
     if (len > MAX_TOKEN_LEN) return sx_api_fail(r, 401, "unauthorized", "invalid token");
     sx_sha256(tok, len, hash);
 
     struct token_entry *e = cache_find(t, hash, now);
-    if (!e) {
-        hex[0] = '\\';
-        hex[1] = 'x';
-        sx_hex_encode(hash, SX_SHA256_LEN, hex + 2);
-        const char *params[1] = {hex};
-        res = sx_api_exec(r,
-                          "SELECT id, project_id FROM access_tokens WHERE token_hash = $1::bytea "
-                          "AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())",
-                          1, params, "SELECT access_tokens");
-        if (!res) goto out;
-        int known = PQntuples(res) > 0;
-        int project = known && !PQgetisnull(res, 0, 1) ? atoi(PQgetvalue(res, 0, 1)) : 0;
-        cache_put(t, hash, known, project, now);
-        e = cache_find(t, hash, now);
+    if (e) {
+        if (!e->known) return sx_api_fail(r, 401, "unauthorized", "invalid token");
+        r->auth = SX_AUTH_PROJECT_TOKEN;
+        r->token_id = e->token_id;
+        r->token_project_id = e->project_id;
+        return SX_OK;
     }
-    if (!e || !e->known) {
+    hex[0] = '\\';
+    hex[1] = 'x';
+    sx_hex_encode(hash, SX_SHA256_LEN, hex + 2);
+    const char *params[1] = {hex};
+    res = sx_api_exec(r,
+                      "SELECT t.id, t.project_id, t.user_id, u.is_admin, u.email, "
+                      "t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute' "
+                      "FROM access_tokens t LEFT JOIN users u ON u.id = t.user_id "
+                      "WHERE t.token_hash = $1::bytea AND t.revoked_at IS NULL "
+                      "AND (t.expires_at IS NULL OR t.expires_at > now()) "
+                      "AND (t.user_id IS NULL OR u.disabled_at IS NULL)",
+                      1, params, "SELECT access_tokens");
+    if (!res) goto out;
+    if (PQntuples(res) != 1) {
+        cache_put(t, hash, 0, 0, 0, now);
         sx_api_fail(r, 401, "unauthorized", "invalid token");
         goto out;
     }
-    /* Project tokens read exactly their project; user tokens (no project)
-     * read nothing until memberships exist. */
-    if (e->project_id > 0) allowed[(*nallowed)++] = e->project_id;
-    rc = SX_OK;
+    r->token_id = atoi(PQgetvalue(res, 0, 0));
+    if (PQgetisnull(res, 0, 2)) {
+        /* A project token (project_id set), or an orphan that reads nothing. */
+        r->auth = SX_AUTH_PROJECT_TOKEN;
+        r->token_project_id = PQgetisnull(res, 0, 1) ? 0 : atoi(PQgetvalue(res, 0, 1));
+        cache_put(t, hash, 1, r->token_id, r->token_project_id, now);
+        rc = SX_OK;
+        goto out;
+    }
+    r->auth = SX_AUTH_USER_TOKEN;
+    r->user_id = atoi(PQgetvalue(res, 0, 2));
+    r->is_admin = PQgetvalue(res, 0, 3)[0] == 't';
+    r->user_email = sx_arena_strndup(r->fr->arena, PQgetvalue(res, 0, 4), (size_t)PQgetlength(res, 0, 4));
+    int stale = PQgetvalue(res, 0, 5)[0] == 't';
+    PQclear(res);
+    res = NULL;
+    if (!r->user_email) {
+        sx_api_fail(r, 500, "internal", "out of memory");
+        goto out;
+    }
+    if (stale) {
+        char tid[16];
+        snprintf(tid, sizeof(tid), "%d", r->token_id);
+        const char *p2[1] = {tid};
+        res = sx_api_exec(r, "UPDATE access_tokens SET last_used_at = now() WHERE id = $1::int", 1, p2,
+                          "UPDATE access_tokens");
+        if (!res) goto out;
+    }
+    rc = sx_api_auth_roles(r);
 out:
     PQclear(res);
     return rc;
 }
 
-static int slug_ok(const char *s)
+/* The CSRF wall for requests authenticated by the session cookie (a
+ * browser sends the cookie by itself; it sends neither a bearer token nor
+ * X-CSRF-Token by itself): a state-changing method needs X-CSRF-Token equal
+ * to the session's token, and an Origin header, when present, naming this
+ * site. SX_ERR with a 403 set. */
+static int csrf_check(struct sx_api_req *r)
 {
-    size_t n = strlen(s);
-    if (n < 1 || n > 63) return 0;
-    if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9'))) return 0;
-    return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
+    const char *m = r->method;
+    if (r->auth != SX_AUTH_SESSION ||
+        !(strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0 || strcmp(m, "DELETE") == 0))
+        return SX_OK;
+    if (!sx_api_origin_ok(r)) return sx_api_fail(r, 403, "csrf", "cross-site request refused (Origin)");
+    const char *h = sx_fcgi_param(r->fr, "HTTP_X_CSRF_TOKEN");
+    size_t n = h ? strlen(h) : 0, want = strlen(r->csrf_token);
+    /* Constant time over the expected length. */
+    unsigned diff = n != want;
+    for (size_t i = 0; i < want; i++) diff |= (unsigned)(unsigned char)r->csrf_token[i] ^ (unsigned)(i < n ? (unsigned char)h[i] : 0);
+    if (!h || diff) return sx_api_fail(r, 403, "csrf", "missing or wrong X-CSRF-Token header");
+    return SX_OK;
+}
+
+/* For a user: finds {project} (id or slug) among the projects the user may
+ * see (memberships; every project for an instance admin) and puts it in
+ * allowed[0]. 404 when it is missing or not theirs. */
+static int user_project(struct sx_api_req *r, const char *seg, int *allowed, size_t *nallowed)
+{
+    long long id = 0;
+    int numeric = strspn(seg, "0123456789") == strlen(seg);
+    if ((numeric && sx_api_parse_int(seg, 1, INT_MAX, &id) != SX_OK) || (!numeric && !slug_ok(seg)))
+        return sx_api_fail(r, 404, "not_found", "project not found");
+    const char *params[1] = {seg};
+    PGresult *res = sx_api_exec(r,
+                                numeric ? "SELECT id FROM projects WHERE id = $1::integer"
+                                        : "SELECT id FROM projects WHERE slug = $1",
+                                1, params, "SELECT projects");
+    if (!res) return SX_ERR;
+    int pid = PQntuples(res) == 1 ? atoi(PQgetvalue(res, 0, 0)) : 0;
+    PQclear(res);
+    if (!pid || sx_api_role(r, pid) == SX_ROLE_NONE) return sx_api_fail(r, 404, "not_found", "project not found");
+    allowed[0] = pid;
+    *nallowed = 1;
+    return SX_OK;
 }
 
 /* Resolves {project} (id or slug) among the allowed projects into
@@ -432,6 +526,11 @@ static int split_path(struct sx_api_req *r, const char *path, char **seg)
 static enum endpoint route(int n, char **seg)
 {
     if (n == 1 && strcmp(seg[0], "health") == 0) return EP_HEALTH;
+    if (n == 2 && strcmp(seg[0], "auth") == 0 && strcmp(seg[1], "login") == 0) return EP_LOGIN;
+    if (n == 2 && strcmp(seg[0], "auth") == 0 && strcmp(seg[1], "logout") == 0) return EP_LOGOUT;
+    if (n == 1 && strcmp(seg[0], "me") == 0) return EP_ME;
+    if (n == 2 && strcmp(seg[0], "me") == 0 && strcmp(seg[1], "tokens") == 0) return EP_ME_TOKENS;
+    if (n == 3 && strcmp(seg[0], "me") == 0 && strcmp(seg[1], "tokens") == 0 && *seg[2]) return EP_ME_TOKEN;
     if (n < 3 || strcmp(seg[0], "projects") != 0 || !*seg[1]) return EP_NONE;
     if (n == 3 && strcmp(seg[2], "traces") == 0) return EP_TRACES;
     if (n == 4 && strcmp(seg[2], "traces") == 0 && *seg[3]) return EP_TRACE;
@@ -460,7 +559,11 @@ static const char *endpoint_allow(enum endpoint ep)
     switch (ep) {
     case EP_ERRORS:
     case EP_ERROR: return "GET, HEAD, PATCH";
-    case EP_ERROR_MERGE: return "POST";
+    case EP_ERROR_MERGE:
+    case EP_LOGIN:
+    case EP_LOGOUT: return "POST";
+    case EP_ME_TOKENS: return "GET, HEAD, POST";
+    case EP_ME_TOKEN: return "DELETE";
     default: return "GET, HEAD";
     }
 }
@@ -488,9 +591,20 @@ static void project_endpoint(struct sx_api_req *r, struct api_thread *t, enum en
     }
     if (PQtransactionStatus(*r->pgp) != PQTRANS_IDLE) sx_pg_exec(*r->pgp, "ROLLBACK", "ROLLBACK");
     r->may_retry = 1;
-    if (authenticate(r, t, allowed, &nallowed) != SX_OK) return;
+    if (authenticate(r, t) != SX_OK || csrf_check(r) != SX_OK) return;
+    if (r->user_id > 0) {
+        if (user_project(r, seg[1], allowed, &nallowed) != SX_OK) return;
+    } else if (r->token_project_id > 0) {
+        allowed[nallowed++] = r->token_project_id;
+    }
     if (nallowed == 0) {
         sx_api_fail(r, 404, "not_found", "project not found");
+        return;
+    }
+    /* Writes (error triage) need member or above; viewers read. */
+    r->role = sx_api_role(r, allowed[0]);
+    if (r->write && r->role < SX_ROLE_MEMBER) {
+        sx_api_fail(r, 403, "forbidden", "your role on this project (%s) may not change it", sx_api_role_name(r->role));
         return;
     }
     if (begin_txn(r, allowed, nallowed) != SX_OK || resolve_project(r, seg[1], allowed, nallowed) != SX_OK) {
@@ -524,18 +638,43 @@ static void project_endpoint(struct sx_api_req *r, struct api_thread *t, enum en
     end_txn(r);
 }
 
+/* Runs an account endpoint (login, logout, me, tokens): as the login role,
+ * outside the RLS transaction. */
+static void account_endpoint(struct sx_api_req *r, struct api_thread *t, enum endpoint ep, char **seg)
+{
+    if (sx_pg_ensure(r->pgp, r->cfg->pg_conninfo) != SX_OK) {
+        sx_api_fail(r, 503, "unavailable", "the database is unavailable, retry later");
+        return;
+    }
+    if (PQtransactionStatus(*r->pgp) != PQTRANS_IDLE) sx_pg_exec(*r->pgp, "ROLLBACK", "ROLLBACK");
+    r->may_retry = 1;
+    if (ep == EP_LOGIN) {
+        sx_api_login(r);
+        return;
+    }
+    if (authenticate(r, t) != SX_OK || csrf_check(r) != SX_OK) return;
+    switch (ep) {
+    case EP_LOGOUT: sx_api_logout(r); break;
+    case EP_ME: sx_api_me(r); break;
+    case EP_ME_TOKENS: strcmp(r->method, "POST") == 0 ? sx_api_token_create(r) : sx_api_tokens_list(r); break;
+    case EP_ME_TOKEN: sx_api_token_revoke(r, seg[2]); break;
+    default: sx_api_fail(r, 404, "not_found", "no such endpoint"); break;
+    }
+}
+
 static void handle(struct sx_fcgi_req *fr, void *ctx)
 {
     const struct sx_config *cfg = ctx;
     struct api_thread *t = fr->thread_state;
     struct sx_api_req r;
     char *seg[MAX_SEGMENTS];
-    char headers[200];
+    char headers[1400];
 
     memset(&r, 0, sizeof(r));
     r.fr = fr;
     r.cfg = cfg;
     r.pgp = &t->pg;
+    r.redisp = &t->redis;
     r.out = &t->out;
     r.reqid = fr->reqid;
     r.now_ns = sx_now_ns();
@@ -551,23 +690,28 @@ static void handle(struct sx_fcgi_req *fr, void *ctx)
     enum endpoint ep = n > 0 ? route(n, seg) : EP_NONE;
     const char *allow = endpoint_allow(ep);
     r.method = method;
-    r.write = strcmp(method, "PATCH") == 0 || strcmp(method, "POST") == 0;
+    r.write = strcmp(method, "PATCH") == 0 || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+              strcmp(method, "DELETE") == 0;
     if (ep == EP_NONE) sx_api_fail(&r, 404, "not_found", "no such endpoint");
     else if (!method_allowed(allow, method))
         sx_api_fail(&r, 405, "method_not_allowed", "method %.16s not allowed: use %s", method, allow);
     else if (ep == EP_HEALTH) health(&r);
+    else if (ep >= EP_LOGIN) account_endpoint(&r, t, ep, seg);
     else project_endpoint(&r, t, ep, seg);
 
     if (r.out->len == 0 || r.status == 0) sx_api_fail(&r, 500, "internal", "internal error");
     if (r.status >= 500) sx_rwarn(r.reqid, "%s %.200s: %d", method, path, r.status);
     else sx_rdebug(r.reqid, "%s %.200s: %d", method, path, r.status);
 
+    /* r.headers may carry Retry-After (429, 503 of login) and Set-Cookie. */
+    int own_retry = r.headers && strstr(r.headers, "Retry-After:") != NULL;
     snprintf(headers, sizeof(headers), "Cache-Control: no-store\r\n%s%s%s",
-             r.status == 503   ? "Retry-After: 2\r\n"
-             : r.status == 401 ? "WWW-Authenticate: Bearer\r\n"
-                               : "",
+             r.status == 503 && !own_retry ? "Retry-After: 2\r\n"
+             : r.status == 401            ? "WWW-Authenticate: Bearer\r\n"
+                                          : "",
              r.status == 405 ? "Allow: " : "", r.status == 405 ? allow : "");
     if (r.status == 405) snprintf(headers + strlen(headers), sizeof(headers) - strlen(headers), "\r\n");
+    if (r.headers) snprintf(headers + strlen(headers), sizeof(headers) - strlen(headers), "%s", r.headers);
     if (sx_fcgi_respond(fr, r.status, "application/json", headers, r.out->data, r.out->len) != SX_OK)
         sx_rdebug(r.reqid, "client went away before the response was written");
     if (t->out.cap > OUT_KEEP) {
@@ -591,6 +735,7 @@ static void thread_term(void *state, void *ctx)
     struct api_thread *t = state;
     if (!t) return;
     if (t->pg) PQfinish(t->pg);
+    if (t->redis) redisFree(t->redis);
     sx_buf_term(&t->out);
     free(t);
 }
@@ -616,6 +761,10 @@ int main(int argc, char **argv)
     int rc = sx_cli_parse(&cli, argc, argv, &cfg, usage);
     if (rc >= 0) return rc;
     sx_cli_log_init(&cli, &cfg);
+    if (sx_password_init() != SX_OK) {
+        sx_error("sodium_init failed: libsodium cannot start");
+        return 1;
+    }
 
     /* Static: worker threads still read it while the process exits after
      * sx_fcgi_serve returns (threads parked on kept connections never join). */

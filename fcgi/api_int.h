@@ -10,9 +10,37 @@
 #include "json.h"
 #include "jsonval.h"
 
+#include <hiredis/hiredis.h>
 #include <libpq-fe.h>
 
 #define SX_API_MAX_PROJECTS 64 /* projects one request may read at most */
+
+/* What a caller may do on a project, weakest first (README: "Roles"). A
+ * project token acts as a member of its own project: it reads and triages
+ * errors, as it could before users existed. Instance admins may do
+ * everything everywhere. */
+enum sx_api_role {
+    SX_ROLE_NONE = 0,
+    SX_ROLE_VIEWER,
+    SX_ROLE_MEMBER,
+    SX_ROLE_ADMIN,
+    SX_ROLE_OWNER,
+    SX_ROLE_INSTANCE_ADMIN
+};
+
+/* How the request authenticated. */
+enum sx_api_auth {
+    SX_AUTH_NONE = 0,
+    SX_AUTH_PROJECT_TOKEN, /* Authorization: Bearer, a project's access token */
+    SX_AUTH_USER_TOKEN,    /* Authorization: Bearer, a user's personal access token */
+    SX_AUTH_SESSION        /* the dashboard's sx_session cookie */
+};
+
+/* One project membership of the request's user. */
+struct sx_api_member {
+    int project_id;
+    enum sx_api_role role;
+};
 
 /* One request. Lives on the handling thread's stack; arena memory from fr. */
 struct sx_api_req {
@@ -29,7 +57,60 @@ struct sx_api_req {
     int write;                  /* a write route: read-write transaction as sextant_issue_writer */
     int64_t now_ns;
     const char *reqid;
+    redisContext **redisp;      /* the thread's Redis connection (login throttling); owned by the thread */
+    const char *headers;        /* extra response headers ("Name: value\r\n"...), arena memory or NULL */
+
+    /* Who is asking (set by authentication). */
+    enum sx_api_auth auth;
+    int token_id;               /* access_tokens.id of a bearer token */
+    int token_project_id;       /* a project token's project */
+    int user_id;                /* the user of a session or personal token; 0 otherwise */
+    int is_admin;               /* that user is an instance admin */
+    long long session_id;       /* sessions.id when by cookie */
+    const char *csrf_token;     /* that session's CSRF token (arena) */
+    const char *user_email;     /* the user's email (arena) */
+    struct sx_api_member *members; /* the user's memberships (arena) */
+    size_t nmembers;
+    enum sx_api_role role;      /* the caller's role on project_id, once resolved */
 };
+
+/* The caller's role on project_id: an instance admin's is
+ * SX_ROLE_INSTANCE_ADMIN everywhere, a user's is their membership's, a
+ * project token's SX_ROLE_MEMBER on its project; SX_ROLE_NONE otherwise. */
+enum sx_api_role sx_api_role(const struct sx_api_req *r, int project_id);
+/* "viewer", "member", ... ("instance-admin", "none"). */
+const char *sx_api_role_name(enum sx_api_role role);
+
+/* ---- users, sessions and personal tokens (api_auth.c) ----------------------- */
+
+/* Looks the session cookie's token up (not expired, not revoked, user not
+ * disabled) and fills r's user fields; touches last_seen_at at most once a
+ * minute. SX_OK, or SX_ERR with a 401 (or 503) set. */
+int sx_api_auth_session(struct sx_api_req *r, const char *token, size_t len);
+/* Loads the user's memberships into r->members. SX_ERR with a 503/500 set. */
+int sx_api_auth_roles(struct sx_api_req *r);
+/* The value of cookie name in the request's Cookie header (arena copy), or NULL. */
+const char *sx_api_cookie(struct sx_api_req *r, const char *name);
+/* Whether the request's Origin header, when present, names this site
+ * (Host or X-Forwarded-Host): 1 yes or absent, 0 no. */
+int sx_api_origin_ok(struct sx_api_req *r);
+/* Appends a response header line to r->headers; SX_ERR when out of arena. */
+int sx_api_add_header(struct sx_api_req *r, const char *fmt, ...) SX_PRINTF(2, 3);
+/* Writes an audit_log row for the request's caller (actor: the user's
+ * email, else "token:<id>", else actor_fallback). details is JSON text or
+ * NULL. Failures are logged, not returned: the action already happened. */
+void sx_api_audit(struct sx_api_req *r, const char *action, const char *target, int project_id,
+                  const char *details, const char *actor_fallback);
+
+/* The account endpoints: POST /auth/login, POST /auth/logout, GET /me,
+ * GET/POST /me/tokens, DELETE /me/tokens/{id}. They run as the API's login
+ * role outside any RLS transaction; same contract as the other handlers. */
+int sx_api_login(struct sx_api_req *r);
+int sx_api_logout(struct sx_api_req *r);
+int sx_api_me(struct sx_api_req *r);
+int sx_api_tokens_list(struct sx_api_req *r);
+int sx_api_token_create(struct sx_api_req *r);
+int sx_api_token_revoke(struct sx_api_req *r, const char *id);
 
 /* Replaces the body with {"error":{"code","message"}} and sets the status.
  * Always returns SX_ERR so handlers can `return sx_api_fail(...)`. */

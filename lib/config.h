@@ -53,6 +53,10 @@ struct sx_config {
     long long api_max_limit;          /* largest page size */
     long long api_trace_scan_max;     /* traces a filtered trace search reads at most */
     long long api_trace_scan_ms;      /* and the time it may spend reading them */
+    long long session_ttl_s;          /* dashboard session lifetime */
+    long long login_window_s;         /* failed-login counting window */
+    long long login_max_failures_email; /* failed logins per email per window */
+    long long login_max_failures_ip;  /* failed logins per client address per window */
 };
 
 /* Fills every field with its default. */

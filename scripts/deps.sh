@@ -11,7 +11,7 @@ set -euo pipefail
 PACKAGES=(
     build-essential pkg-config make
     libfcgi-dev libhiredis-dev libpq-dev libprotobuf-c-dev protobuf-c-compiler
-    libyajl-dev zlib1g-dev libssl-dev libsystemd-dev libcmocka-dev libcurl4-openssl-dev
+    libyajl-dev zlib1g-dev libssl-dev libsodium-dev libsystemd-dev libcmocka-dev libcurl4-openssl-dev
     clang libclang-rt-14-dev
     nginx-light redis-server postgresql openssl curl
     nodejs npm ca-certificates procps
