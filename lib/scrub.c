@@ -161,9 +161,14 @@ fail:
 
 /* --- built-in secrets ---------------------------------------------------------- */
 
-static const char *const secret_words[] = {
-    "password", "passwd", "pwd", "secret", "token", "api_key", "apikey", "api-key", "authorization",
-    "cookie", "set-cookie", "private_key", "credentials",
+static const struct {
+    const char *w;
+    size_t len;
+} secret_words[] = {
+#define W(s) {s, sizeof(s) - 1}
+    W("password"), W("passwd"), W("pwd"), W("secret"), W("token"), W("api_key"), W("apikey"), W("api-key"),
+    W("authorization"), W("cookie"), W("set-cookie"), W("private_key"), W("credentials"),
+#undef W
 };
 
 static int is_sep(char c)
@@ -171,14 +176,22 @@ static int is_sep(char c)
     return c == '.' || c == '_' || c == '-' || c == ' ';
 }
 
+/* Last letters of the secret words: most keys end otherwise and cost one
+ * table look-up. */
+static const unsigned char last_letter[256] = {['d'] = 1, ['D'] = 1, ['t'] = 1, ['T'] = 1, ['n'] = 1, ['N'] = 1,
+                                               ['y'] = 1, ['Y'] = 1, ['e'] = 1, ['E'] = 1, ['s'] = 1, ['S'] = 1};
+
 int sx_scrub_secret_key(const char *key)
 {
-    if (!key) return 0;
+    if (!key || !key[0]) return 0;
     size_t n = strlen(key);
+    if (!last_letter[(unsigned char)key[n - 1]]) return 0;
+    char l1 = (char)(key[n - 1] | 0x20), l2 = n > 1 ? (char)(key[n - 2] | 0x20) : 0;
     for (size_t i = 0; i < SX_ARRAY_LEN(secret_words); i++) {
-        size_t w = strlen(secret_words[i]);
-        if (w > n) continue;
-        if (strcasecmp(key + n - w, secret_words[i]) != 0) continue;
+        size_t w = secret_words[i].len;
+        const char *word = secret_words[i].w;
+        if (w > n || l1 != word[w - 1] || l2 != word[w - 2]) continue;
+        if (strncasecmp(key + n - w, word, w - 2) != 0) continue;
         if (n == w || is_sep(key[n - w - 1])) return 1;
     }
     return 0;
@@ -258,13 +271,22 @@ static int jwt_at(const char *s, size_t n, size_t i, size_t *end)
     return 1;
 }
 
+/* Bytes that may start a secret: digits (cards), b/B (Bearer, Basic), e (eyJ). */
+static const unsigned char may_start[256] = {
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1, ['8'] = 1, ['9'] = 1,
+    ['b'] = 1, ['B'] = 1, ['e'] = 1};
+
 char *sx_scrub_secret_value(const char *s, size_t n, struct sx_arena *a, int *failed)
 {
     size_t from[MAX_HITS], to[MAX_HITS], hits = 0;
     size_t i = 0;
     while (i < n && hits < MAX_HITS) {
         unsigned char c = (unsigned char)s[i];
-        int word_start = i == 0 || !isalnum((unsigned char)s[i - 1]);
+        if (!may_start[c]) {
+            i++;
+            continue;
+        }
+        int word_start = c != 'e' && (i == 0 || !isalnum((unsigned char)s[i - 1]));
         if (c >= '0' && c <= '9') {
             size_t end = 0, skip = i + 1;
             if (word_start && card_at(s, n, i, &end, &skip)) {
@@ -274,8 +296,20 @@ char *sx_scrub_secret_value(const char *s, size_t n, struct sx_arena *a, int *fa
             i = skip;
             continue;
         }
-        if ((c == 'b' || c == 'B') && word_start && i + 6 < n &&
-            (strncasecmp(s + i, "bearer ", 7) == 0 || strncasecmp(s + i, "basic ", 6) == 0)) {
+        if (c == 'e') {
+            size_t end;
+            if (i + 2 < n && s[i + 1] == 'y' && s[i + 2] == 'J' && (i == 0 || !is_b64url((unsigned char)s[i - 1])) &&
+                jwt_at(s, n, i, &end)) {
+                from[hits] = i;
+                to[hits++] = end;
+                i = end;
+                continue;
+            }
+            i++;
+            continue;
+        }
+        /* b or B */
+        if (word_start && i + 6 < n && (strncasecmp(s + i, "bearer ", 7) == 0 || strncasecmp(s + i, "basic ", 6) == 0)) {
             size_t j = i + (s[i + 1] == 'e' || s[i + 1] == 'E' ? 7 : 6);
             while (j < n && s[j] == ' ') j++;
             size_t k = j;
@@ -288,16 +322,6 @@ char *sx_scrub_secret_value(const char *s, size_t n, struct sx_arena *a, int *fa
             }
             i = j;
             continue;
-        }
-        if (c == 'e' && i + 2 < n && s[i + 1] == 'y' && s[i + 2] == 'J' &&
-            (i == 0 || !is_b64url((unsigned char)s[i - 1]))) {
-            size_t end;
-            if (jwt_at(s, n, i, &end)) {
-                from[hits] = i;
-                to[hits++] = end;
-                i = end;
-                continue;
-            }
         }
         i++;
     }
