@@ -6,8 +6,15 @@
  * Every answer follows the OTLP/HTTP spec: 200 with an Export response
  * (partial_success when items were dropped or trimmed) once XADD returned an
  * id, otherwise a google.rpc.Status body in the request's encoding with
- * 400/401/403/404/405/413/415, or 503 with Retry-After when Redis,
- * PostgreSQL or the stream cannot take the batch. Never 500 for load.
+ * 400/401/403/404/405/413/415, 429 with Retry-After when a project limit
+ * (rate, daily quota, storage quota) refuses it, or 503 with Retry-After
+ * when Redis, PostgreSQL or the stream cannot take the batch. Never 500 for
+ * load.
+ *
+ * Project settings (ingest_settings.c) apply between validation and the
+ * XADD: trace sampling (sample.h), attribute rules and secret redaction
+ * (scrub.h); the limits and the usage counters are checked and counted in
+ * the XADD's own Lua script (ingest_stream.h, usage.h).
  *
  * The three signals (POST /v1/traces, /v1/logs, /v1/metrics) share one code
  * path: a small table (signals[]) holds what differs: the decoders, the
