@@ -95,6 +95,12 @@ static void usage(FILE *f)
             "  project errors SLUG [--error-logs on|off] [--inapp-include P,P] [--inapp-exclude P,P]\n"
             "                                           show or set how error events are derived\n"
             "  project list\n"
+            "  project show SLUG                        ingest settings (sampling, limits, quotas, retention, rules)\n"
+            "  project set SLUG [--sampling-rate R] [--slow-trace-ms MS] [--rate-spans|--rate-logs|\n"
+            "      --rate-metric-points N|none] [--quota-spans|--quota-logs|--quota-metric-points N|none]\n"
+            "      [--storage-quota BYTES|none] [--retention-traces|--retention-logs|--retention-metrics DAYS]\n"
+            "      [--status active|suspended] [--redact-secrets on|off] [--attribute-rules JSON|@FILE]\n"
+            "                                           change them (audited; ingest applies them within 2 s)\n"
             "  key create --project P [--name N]        new ingest key (P: project id or slug)\n"
             "  key list --project P\n"
             "  key revoke KEY_ID                        revoke at once (also drops the key cache entry)\n"
@@ -108,7 +114,9 @@ static void usage(FILE *f)
             "  member add --project P EMAIL ROLE        give a user a role (owner, admin, member, viewer)\n"
             "  member remove --project P EMAIL\n"
             "  member list --project P\n"
-            "  status                                   stream, consumer group and writer state\n"
+            "  status                                   streams, consumer groups, writer state, today's usage\n"
+            "  usage --project P [--days N]             usage counters per UTC day (accepted, rate_limited, ...)\n"
+            "  maintain                                 drop expired data (retention), refresh storage estimates\n"
             "  config example | config help             example config file / every setting\n"
             "\n"
             "--config FILE defaults to $SEXTANT_CONFIG, else $SEXTANT_HOME/sextant.conf, else\n"
@@ -178,6 +186,8 @@ int main(int argc, char **argv)
     else if (strcmp(cmd, "user") == 0) rc = sx_ctl_user(&ctl, cargc, cargv);
     else if (strcmp(cmd, "member") == 0) rc = sx_ctl_member(&ctl, cargc, cargv);
     else if (strcmp(cmd, "status") == 0) rc = sx_ctl_status(&ctl, cargc, cargv);
+    else if (strcmp(cmd, "usage") == 0) rc = sx_ctl_usage(&ctl, cargc, cargv);
+    else if (strcmp(cmd, "maintain") == 0) rc = sx_ctl_maintain(&ctl, cargc, cargv);
     else {
         sx_ctl_err("unknown command '%s'", cmd);
         usage(stderr);

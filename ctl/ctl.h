@@ -52,5 +52,12 @@ int sx_ctl_token(struct sx_ctl *ctl, int argc, char **argv);
 int sx_ctl_status(struct sx_ctl *ctl, int argc, char **argv);
 int sx_ctl_user(struct sx_ctl *ctl, int argc, char **argv);
 int sx_ctl_member(struct sx_ctl *ctl, int argc, char **argv);
+int sx_ctl_project_settings(struct sx_ctl *ctl, int argc, char **argv); /* project set | project show */
+int sx_ctl_usage(struct sx_ctl *ctl, int argc, char **argv);
+int sx_ctl_maintain(struct sx_ctl *ctl, int argc, char **argv);
+
+/* Writes the JSON array of every project with today's usage counters
+ * (usage.h); SX_ERR when Redis or PostgreSQL failed (null counters). */
+int sx_ctl_status_usage(struct sx_ctl *ctl, redisContext *rc);
 
 #endif

@@ -288,7 +288,10 @@ int sx_ctl_project(struct sx_ctl *ctl, int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "create") == 0) return project_create(ctl, argc, argv);
     if (argc == 2 && strcmp(argv[1], "list") == 0) return project_list(ctl);
     if (argc >= 2 && strcmp(argv[1], "errors") == 0) return project_errors(ctl, argc, argv);
-    sx_ctl_err("usage: project create NAME [--slug SLUG] | project list | project errors SLUG [options]");
+    if (argc >= 2 && (strcmp(argv[1], "set") == 0 || strcmp(argv[1], "show") == 0))
+        return sx_ctl_project_settings(ctl, argc, argv);
+    sx_ctl_err("usage: project create NAME [--slug SLUG] | project list | project errors SLUG [options] | "
+               "project show SLUG | project set SLUG [options]");
     return SX_CTL_USAGE;
 }
 

@@ -144,6 +144,9 @@ int sx_ctl_status(struct sx_ctl *ctl, int argc, char **argv)
     sx_json_key(w, "persist");
     persist_status(ctl, redis);
 
+    sx_json_key(w, "projects");
+    if (sx_ctl_status_usage(ctl, redis) != SX_OK) rc = SX_CTL_FAIL;
+
     sx_json_key(w, "postgres");
     sx_json_obj_open(w);
     PGresult *res = sx_ctl_pg(ctl) ? sx_ctl_query(ctl, "SELECT 1", 0, NULL, "postgres check") : NULL;

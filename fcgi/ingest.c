@@ -6,8 +6,15 @@
  * Every answer follows the OTLP/HTTP spec: 200 with an Export response
  * (partial_success when items were dropped or trimmed) once XADD returned an
  * id, otherwise a google.rpc.Status body in the request's encoding with
- * 400/401/403/404/405/413/415, or 503 with Retry-After when Redis,
- * PostgreSQL or the stream cannot take the batch. Never 500 for load.
+ * 400/401/403/404/405/413/415, 429 with Retry-After when a project limit
+ * (rate, daily quota, storage quota) refuses it, or 503 with Retry-After
+ * when Redis, PostgreSQL or the stream cannot take the batch. Never 500 for
+ * load.
+ *
+ * Project settings (ingest_settings.c) apply between validation and the
+ * XADD: trace sampling (sample.h), attribute rules and secret redaction
+ * (scrub.h); the limits and the usage counters are checked and counted in
+ * the XADD's own Lua script (ingest_stream.h, usage.h).
  *
  * The three signals (POST /v1/traces, /v1/logs, /v1/metrics) share one code
  * path: a small table (signals[]) holds what differs: the decoders, the
@@ -19,14 +26,19 @@
 #include "gzip.h"
 #include "ingest_auth.h"
 #include "ingest_http.h"
+#include "ingest_settings.h"
 #include "ingest_stream.h"
 #include "json.h"
 #include "log.h"
 #include "otlp.h"
 #include "redis.h"
+#include "sample.h"
+#include "scrub.h"
 #include "stream.h"
+#include "usage.h"
 
 #include <malloc.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +74,10 @@ struct signal {
                      struct sx_otlp_stats *st);
     uint8_t *(*pack)(const ProtobufCMessage *req, struct sx_arena *a, size_t *len);
     uint8_t *(*response)(int json, int64_t rejected, const char *message, struct sx_arena *a, size_t *len);
+    void (*scrub)(ProtobufCMessage *req, const struct sx_scrub_rules *rules, int secrets, struct sx_arena *a,
+                  struct sx_scrub_stats *st);
+    const char *usage;  /* usage.h signal name */
+    const char *quota_noun; /* "spans", "log records", "data points" */
 };
 
 enum { SIG_TRACES, SIG_LOGS, SIG_METRICS, SIG_COUNT };
@@ -71,6 +87,7 @@ struct ingest_counters {
     unsigned long long ok;
     unsigned long long client_errors; /* 4xx */
     unsigned long long unavailable;   /* 503 */
+    unsigned long long limited;       /* 429 */
     unsigned long long items[SIG_COUNT];    /* items added to the streams, per signal */
     unsigned long long rejected[SIG_COUNT]; /* items dropped by validation, per signal */
     unsigned long long bytes;         /* request bodies as received */
@@ -83,6 +100,7 @@ struct ingest_thread {
     redisContext *redis;
     PGconn *pg;
     struct sx_ingest_script script;
+    struct sx_ingest_settings_cache settings;
     struct ingest_counters n;
 };
 
@@ -162,13 +180,31 @@ static uint8_t *metrics_pack(const ProtobufCMessage *req, struct sx_arena *a, si
     return sx_otlp_metrics_pack((const sx_metrics_req *)req, a, len);
 }
 
+static void traces_scrub(ProtobufCMessage *req, const struct sx_scrub_rules *rules, int secrets, struct sx_arena *a,
+                         struct sx_scrub_stats *st)
+{
+    sx_scrub_trace_req((sx_trace_req *)req, rules, secrets, a, st);
+}
+
+static void logs_scrub(ProtobufCMessage *req, const struct sx_scrub_rules *rules, int secrets, struct sx_arena *a,
+                       struct sx_scrub_stats *st)
+{
+    sx_scrub_logs_req((sx_logs_req *)req, rules, secrets, a, st);
+}
+
+static void metrics_scrub(ProtobufCMessage *req, const struct sx_scrub_rules *rules, int secrets, struct sx_arena *a,
+                          struct sx_scrub_stats *st)
+{
+    sx_scrub_metrics_req((sx_metrics_req *)req, rules, secrets, a, st);
+}
+
 static const struct signal signals[SIG_COUNT] = {
     [SIG_TRACES] = {"spans", SX_STREAM_SPANS, traces_decode, traces_validate, traces_pack,
-                    sx_otlp_trace_response},
+                    sx_otlp_trace_response, traces_scrub, "spans", "spans"},
     [SIG_LOGS] = {"log records", SX_STREAM_LOGS, logs_decode, logs_validate, logs_pack,
-                  sx_otlp_logs_response},
+                  sx_otlp_logs_response, logs_scrub, "logs", "log records"},
     [SIG_METRICS] = {"data points", SX_STREAM_METRICS, metrics_decode, metrics_validate,
-                     metrics_pack, sx_otlp_metrics_response},
+                     metrics_pack, sx_otlp_metrics_response, metrics_scrub, "metrics", "data points"},
 };
 
 /* The signal of a route; NULL for SX_INGEST_ROUTE_NONE. */
@@ -199,12 +235,13 @@ static void thread_term(void *state, void *vctx)
     SX_UNUSED(vctx);
     if (!ts) return;
     sx_info("thread %d: %llu requests, %llu ok, %llu client errors, %llu unavailable, %llu body bytes; "
-            "stored/rejected: %llu/%llu spans, %llu/%llu log records, %llu/%llu data points",
-            ts->thread_no, ts->n.requests, ts->n.ok, ts->n.client_errors, ts->n.unavailable, ts->n.bytes,
+            "%llu limited (429); stored/rejected: %llu/%llu spans, %llu/%llu log records, %llu/%llu data points",
+            ts->thread_no, ts->n.requests, ts->n.ok, ts->n.client_errors, ts->n.unavailable, ts->n.bytes, ts->n.limited,
             ts->n.items[SIG_TRACES], ts->n.rejected[SIG_TRACES], ts->n.items[SIG_LOGS], ts->n.rejected[SIG_LOGS],
             ts->n.items[SIG_METRICS], ts->n.rejected[SIG_METRICS]);
     if (ts->redis) redisFree(ts->redis);
     PQfinish(ts->pg);
+    sx_ingest_settings_cache_term(&ts->settings);
     free(ts);
 }
 
@@ -247,6 +284,7 @@ static int grpc_code(int status)
     case 404: return GRPC_NOT_FOUND;
     case 405: return GRPC_UNIMPLEMENTED;
     case 413: return GRPC_RESOURCE_EXHAUSTED;
+    case 429: return GRPC_RESOURCE_EXHAUSTED;
     case 415: return GRPC_INVALID_ARGUMENT;
     case 503: return GRPC_UNAVAILABLE;
     default: return GRPC_INVALID_ARGUMENT;
@@ -261,14 +299,16 @@ static const char *content_type_of(int json)
 /* Answers an error with a google.rpc.Status body in the request's encoding.
  * msg must not live in the request arena: the arena is reset when it is
  * full (after a 413 for NOMEM) so the answer can still be encoded. */
-static void fail(struct ingest_req *q, int status, const char *msg)
+static void fail_retry(struct ingest_req *q, int status, const char *msg, long long retry_after)
 {
     char headers[96] = "";
     size_t len = 0;
     uint8_t *body;
 
     discard_body(q);
-    if (status == 503)
+    if (retry_after > 0)
+        snprintf(headers, sizeof(headers), "Retry-After: %lld\r\n", retry_after);
+    else if (status == 503)
         snprintf(headers, sizeof(headers), "Retry-After: %lld\r\n", q->ctx->cfg.retry_after_seconds);
     else if (status == 405)
         snprintf(headers, sizeof(headers), "Allow: POST\r\n");
@@ -284,9 +324,16 @@ static void fail(struct ingest_req *q, int status, const char *msg)
 
     if (status == 503)
         q->ts->n.unavailable++;
+    else if (status == 429)
+        q->ts->n.limited++;
     else
         q->ts->n.client_errors++;
     sx_rinfo(q->r->reqid, "%d %.64s: %s", status, q->path ? q->path : "-", msg);
+}
+
+static void fail(struct ingest_req *q, int status, const char *msg)
+{
+    fail_retry(q, status, msg, 0);
 }
 
 /* Answers 200 with the signal's Export*ServiceResponse: partial_success
@@ -409,6 +456,43 @@ static int decode(struct ingest_req *q, const uint8_t *data, size_t len, Protobu
     return SX_ERR;
 }
 
+/* Answers 429 for a batch the project's limits refused (ingest_stream.h).
+ * Rate limit: Retry-After = the time until the bucket holds the batch,
+ * rounded up to whole seconds, 1..rate_retry_max, so SDKs retry soon.
+ * Daily quota: Retry-After = the seconds left until 00:00 UTC, longer than
+ * any SDK's export timeout, so SDKs drop the batch at once instead of
+ * retrying into the same answer; collectors with a queue back off until the
+ * reset. Storage quota: Retry-After 3600 (the estimate is refreshed by
+ * sextantctl maintain, hourly). */
+static void refuse(struct ingest_req *q, const struct sx_ingest_settings *set, const struct sx_ingest_verdict *v,
+                   size_t items, int64_t recv_ns)
+{
+    char msg[300];
+    int sidx = q->sig == &signals[SIG_TRACES] ? SX_SIG_SPANS : q->sig == &signals[SIG_LOGS] ? SX_SIG_LOGS : SX_SIG_METRICS;
+    long long retry;
+    switch (v->refusal) {
+    case SX_INGEST_REFUSE_RATE:
+        retry = (v->value + 999) / 1000;
+        retry = SX_MAX(1, SX_MIN(retry, q->ctx->cfg.rate_retry_max));
+        snprintf(msg, sizeof(msg), "rate limit exceeded: this project may send %lld %s per second (%zu in this request); retry after %lld s",
+                 set->rate[sidx], q->sig->quota_noun, items, retry);
+        break;
+    case SX_INGEST_REFUSE_QUOTA: {
+        long long now_s = recv_ns / 1000000000LL;
+        retry = 86400 - now_s % 86400;
+        snprintf(msg, sizeof(msg), "daily quota exceeded: %lld of %lld %s accepted today (UTC), %zu more refused; the quota resets at 00:00 UTC",
+                 v->value, set->quota[sidx], q->sig->quota_noun, items);
+        break;
+    }
+    default:
+        retry = 3600;
+        snprintf(msg, sizeof(msg), "storage quota exceeded: this project stores its quota of %lld bytes; data expires with retention, or raise the quota",
+                 set->storage_quota);
+        break;
+    }
+    fail_retry(q, 429, msg, retry);
+}
+
 static void handle(struct sx_fcgi_req *r, void *vctx)
 {
     struct ingest_req q = {.r = r, .ctx = vctx, .ts = r->thread_state};
@@ -449,6 +533,16 @@ static void handle(struct sx_fcgi_req *r, void *vctx)
         return;
     }
     if (authenticate(&q, &key) != SX_OK) return;
+    const struct sx_ingest_settings *set =
+        sx_ingest_settings_get(&q.ts->settings, q.ts->redis, &q.ts->pg, c, key.project_id, r->reqid, why, sizeof(why));
+    if (!set) {
+        fail(&q, 503, why);
+        return;
+    }
+    if (set->suspended) {
+        fail(&q, 403, "project suspended");
+        return;
+    }
 
     const char *cenc = sx_fcgi_param(r, "HTTP_CONTENT_ENCODING");
     enum sx_ingest_cenc enc = sx_ingest_cenc_parse(cenc);
@@ -465,21 +559,39 @@ static void handle(struct sx_fcgi_req *r, void *vctx)
     int trimmed = sx_ingest_partial_message(&st, msg, sizeof(msg));
     size_t rejected = SX_MAX(st.items_rejected, st.items_in - SX_MIN(st.items_kept, st.items_in));
     q.ts->n.rejected[sig_no] += rejected;
-    if (st.items_kept == 0) {
-        /* Nothing to store: an empty request is a success, and a request whose
-         * items were all invalid is a partial success rejecting them all. */
-        succeed(&q, (int64_t)rejected, trimmed ? msg : NULL);
-        sx_rdebug(r->reqid, "200 %s: %zu %s in, none stored, project %lld", q.path, st.items_in, q.sig->noun,
-                  key.project_id);
-        return;
+
+    /* Sampling (traces) and attribute rules, on the validated request. Spans
+     * sampled out are not rejected: the answer does not count them. */
+    size_t sampled_out = 0;
+    if (sig_no == SIG_TRACES && st.items_kept && set->sampling_rate < 1) {
+        sampled_out = sx_sample_traces((sx_trace_req *)req, set->sampling_rate,
+                                       (uint64_t)set->slow_trace_ms * 1000000u);
+        st.items_kept -= SX_MIN(sampled_out, st.items_kept);
     }
+    struct sx_scrub_stats sc = {0, 0, 0};
+    if (st.items_kept) q.sig->scrub(req, set->rules, set->redact_secrets, r->arena, &sc);
+
+    char usage_key[200], bucket_key[200], storage_key[200], bsuffix[48];
+    snprintf(bsuffix, sizeof(bsuffix), SX_BUCKET_SUFFIX ":%s", q.sig->usage);
+    sx_usage_key(usage_key, sizeof(usage_key), c, key.project_id, recv_ns / 1000000000LL);
+    sx_redis_pkey(bucket_key, sizeof(bucket_key), c, key.project_id, bsuffix);
+    sx_redis_pkey(storage_key, sizeof(storage_key), c, key.project_id, SX_STORAGE_SUFFIX);
+    int sidx = sig_no == SIG_TRACES ? SX_SIG_SPANS : sig_no == SIG_LOGS ? SX_SIG_LOGS : SX_SIG_METRICS;
+    struct sx_ingest_limits lim = {
+        .signal = q.sig->usage, .usage_key = usage_key, .bucket_key = bucket_key, .storage_key = storage_key,
+        .rate = set->rate[sidx], .capacity = set->rate[sidx] * c->rate_burst_seconds, .quota = set->quota[sidx],
+        .storage_quota = set->storage_quota, .usage_ttl = c->usage_days * 86400, .sampled_out = (long long)sampled_out,
+        .dropped = (long long)rejected, .redacted = (long long)sc.redacted};
+    struct sx_ingest_verdict verdict;
 
     struct sx_ingest_entry e = {.project_id = key.project_id, .key_id = key.key_id, .count = st.items_kept,
                                 .recv_ns = recv_ns, .stream = q.sig->stream};
-    e.body = q.sig->pack(req, r->arena, &e.body_len);
-    if (!e.body) {
-        fail(&q, 413, "request too large to store after decoding");
-        return;
+    if (st.items_kept) {
+        e.body = q.sig->pack(req, r->arena, &e.body_len);
+        if (!e.body) {
+            fail(&q, 413, "request too large to store after decoding");
+            return;
+        }
     }
     /* The stream holds what sextant-persist reads: answer only after XADD. */
     if (!q.ts->redis || q.ts->redis->err) sx_ingest_script_reset(&q.ts->script);
@@ -487,15 +599,29 @@ static void handle(struct sx_fcgi_req *r, void *vctx)
         fail(&q, 503, "Redis is unavailable");
         return;
     }
-    int rc = sx_ingest_stream_add(q.ts->redis, &q.ts->script, c, &e, id, sizeof(id), why, sizeof(why));
-    if (rc != SX_OK) {
-        fail(&q, 503, why);
+    int rc = SX_OK;
+    id[0] = '\0';
+    /* Nothing to store and nothing to count: no round trip. */
+    if (st.items_kept || sampled_out || rejected || sc.redacted)
+        rc = sx_ingest_stream_add(q.ts->redis, &q.ts->script, c, &e, &lim, &verdict, id, sizeof(id), why,
+                                  sizeof(why));
+    if (rc == SX_INGEST_REFUSED) {
+        refuse(&q, set, &verdict, st.items_kept, recv_ns);
         return;
+    }
+    if (rc != SX_OK) {
+        /* Nothing stored: an empty or all-invalid request still succeeds
+         * (its counters are lost with Redis). */
+        if (st.items_kept) {
+            fail(&q, 503, why);
+            return;
+        }
     }
     q.ts->n.items[sig_no] += st.items_kept;
     succeed(&q, (int64_t)rejected, trimmed ? msg : NULL);
-    sx_rdebug(r->reqid, "200 %s: %zu %s stored, %zu rejected, %zu bytes, project %lld, entry %s", q.path,
-              st.items_kept, q.sig->noun, rejected, e.body_len, key.project_id, id);
+    sx_rdebug(r->reqid, "200 %s: %zu %s stored, %zu rejected, %zu sampled out, %zu redacted, %zu bytes, project %lld, entry %s",
+              q.path, st.items_kept, q.sig->noun, rejected, sampled_out, sc.redacted, e.body_len, key.project_id,
+              id[0] ? id : "-");
 }
 
 static void usage(FILE *f)

@@ -23,7 +23,7 @@ static const char key_sql[] =
     "FROM ingest_keys k JOIN projects p ON p.id = k.project_id WHERE k.key_hash = $1";
 
 /* libpq's messages end with a newline; logs want one line. */
-static const char *one_line(const char *msg, char *buf, size_t len)
+const char *sx_ingest_one_line(const char *msg, char *buf, size_t len)
 {
     snprintf(buf, len, "%s", msg ? msg : "");
     for (char *p = buf; *p; p++)
@@ -35,7 +35,7 @@ static const char *one_line(const char *msg, char *buf, size_t len)
 
 /* Opens *pg when absent or broken. The conninfo string is expanded and a
  * short connect_timeout added after it (later keywords win in libpq). */
-static int pg_open(PGconn **pg, const struct sx_config *c, const char *reqid)
+int sx_ingest_pg_open(PGconn **pg, const struct sx_config *c, const char *reqid)
 {
     char tmp[512];
     if (*pg && PQstatus(*pg) == CONNECTION_OK) return SX_OK;
@@ -50,13 +50,13 @@ static int pg_open(PGconn **pg, const struct sx_config *c, const char *reqid)
         return SX_ERR;
     }
     if (PQstatus(conn) != CONNECTION_OK) {
-        sx_rwarn(reqid, "PQconnectdbParams failed: %s", one_line(PQerrorMessage(conn), tmp, sizeof(tmp)));
+        sx_rwarn(reqid, "PQconnectdbParams failed: %s", sx_ingest_one_line(PQerrorMessage(conn), tmp, sizeof(tmp)));
         PQfinish(conn);
         return SX_ERR;
     }
     PGresult *res = PQexec(conn, PG_STATEMENT_TIMEOUT);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        sx_rwarn(reqid, "PQexec(statement_timeout) failed: %s", one_line(PQerrorMessage(conn), tmp, sizeof(tmp)));
+        sx_rwarn(reqid, "PQexec(statement_timeout) failed: %s", sx_ingest_one_line(PQerrorMessage(conn), tmp, sizeof(tmp)));
         PQclear(res);
         PQfinish(conn);
         return SX_ERR;
@@ -78,7 +78,7 @@ static int pg_query_key(PGconn *pg, const uint8_t hash[SX_SHA256_LEN], struct sx
 
     PGresult *res = PQexecParams(pg, key_sql, 1, NULL, params, lens, formats, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        sx_rwarn(reqid, "PQexecParams(ingest key) failed: %s", one_line(PQerrorMessage(pg), tmp, sizeof(tmp)));
+        sx_rwarn(reqid, "PQexecParams(ingest key) failed: %s", sx_ingest_one_line(PQerrorMessage(pg), tmp, sizeof(tmp)));
         goto out;
     }
     memset(out, 0, sizeof(*out));
@@ -157,7 +157,7 @@ int sx_ingest_key_lookup(redisContext *rc, PGconn **pg, const struct sx_config *
      * is reopened once before giving up. */
     int rcq = SX_ERR;
     for (int attempt = 0; attempt < 2 && rcq != SX_OK; attempt++) {
-        if (pg_open(pg, c, reqid) != SX_OK) break;
+        if (sx_ingest_pg_open(pg, c, reqid) != SX_OK) break;
         rcq = pg_query_key(*pg, hash, out, reqid);
         if (rcq != SX_OK && PQstatus(*pg) == CONNECTION_OK) break; /* a live server refused: no retry */
     }

@@ -19,4 +19,12 @@
 int sx_ingest_key_lookup(redisContext *rc, PGconn **pg, const struct sx_config *c, const char *key, size_t len,
                          struct sx_ingest_key *out, const char *reqid, char *why, size_t whylen);
 
+/* Opens *pg (the thread's key and settings connection) when absent or
+ * broken, with short connect and statement timeouts. SX_ERR (logged) when
+ * PostgreSQL cannot be reached. */
+int sx_ingest_pg_open(PGconn **pg, const struct sx_config *c, const char *reqid);
+
+/* Copies msg into buf as one line (libpq messages end with newlines). */
+const char *sx_ingest_one_line(const char *msg, char *buf, size_t len);
+
 #endif

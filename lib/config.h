@@ -41,6 +41,11 @@ struct sx_config {
     long long retry_after_seconds;    /* Retry-After of 503 answers, 1-5 */
     long long key_cache_ttl;          /* seconds a known key stays cached */
     long long key_negative_ttl;       /* seconds an unknown key stays cached */
+    long long settings_cache_ms;      /* ms an ingest thread reuses a project's settings */
+    long long settings_redis_ttl;     /* seconds project settings stay cached in Redis */
+    long long rate_burst_seconds;     /* token bucket capacity = rate x this */
+    long long rate_retry_max;         /* longest Retry-After of a rate-limit 429 */
+    long long usage_days;             /* days the per-project usage counters are kept */
     /* sextant-persist */
     long long persist_batch_spans;    /* spans per COPY transaction at most */
     long long persist_block_ms;       /* XREADGROUP BLOCK */

@@ -14,7 +14,8 @@
  *      ExportMetricsServiceRequest, packed protobuf
  * Entries are added by a Lua script that refuses (returns nil) when XLEN is at
  * or over the high-water mark, so ingest answers 503 instead of growing the
- * stream without bound. Consumers read with consumer groups; sextant-persist's
+ * stream without bound. The same script checks the project's rate limit and
+ * quotas and counts the batch (usage.h). Consumers read with consumer groups; sextant-persist's
  * group is "persist". Acknowledged entries are trimmed by the consumers
  * (XTRIM MINID below the oldest entry any group still needs); unconsumed
  * entries are never trimmed.

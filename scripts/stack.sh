@@ -2,7 +2,8 @@
 # stack.sh: the local Sextant stack: PostgreSQL, Redis, nginx (self-signed TLS) and every
 # Sextant program, all under $SEXTANT_HOME on their own unix sockets and one TCP port.
 #
-#   scripts/stack.sh up | down | run | status | destroy
+#   scripts/stack.sh up | down | run | status | destroy | maintain
+#       (up runs sextantctl maintain once, run also hourly; maintain runs it now)
 #   scripts/stack.sh start NAME | stop NAME [--kill] | restart NAME
 #       NAME: postgres redis nginx ingest api persist rollup, or rollup2 (a second
 #       sextant-rollup, --instance 2, that `up` does not start and `down` stops)
@@ -487,6 +488,15 @@ json_field() {
     sed -n 's/.*"'"$1"'"[[:space:]]*:[[:space:]]*"\{0,1\}\([^",}]*\).*/\1/p' | head -n 1
 }
 
+# Retention: sextantctl maintain drops expired data and refreshes the storage
+# estimates ingest checks. `up` runs it once (a failure is only a warning: the
+# stack still works), `run` also every hour while it runs, as the systemd
+# timer does in production; `stack.sh maintain` runs it on demand.
+maintain() {
+    ctl maintain </dev/null >>"$LOG/maintain.log" 2>&1 9>&- ||
+        warn "sextantctl maintain failed (see $LOG/maintain.log)"
+}
+
 # The demo project: made on the first up; later ups reuse its key and token from demo.env.
 ensure_demo() {
     local id out key="" token="" old_id="" old_key="" old_token=""
@@ -669,6 +679,7 @@ cmd_up() {
     start_persist
     start_rollup
     ensure_demo
+    maintain
     wait_healthy
     print_summary
 }
@@ -713,17 +724,20 @@ cmd_status() {
 }
 
 cmd_run() {
-    local tail_pid
+    local tail_pid maint_pid
     cmd_up
     unlock
     say "running: Ctrl-C stops the stack; logs follow"
     tail -n 0 -F "$LOG"/*.log &
     tail_pid=$!
+    (while sleep 3600; do maintain; done) 9>&- &
+    maint_pid=$!
     # The trap only ends the tail: bash may abandon a trap that runs long commands while
     # `wait` is interrupted, so the stopping happens after wait returns.
     trap 'kill "$tail_pid" 2>/dev/null || true' INT TERM
     wait "$tail_pid" || true
     trap '' INT TERM
+    kill "$maint_pid" 2>/dev/null || true
     cmd_down
 }
 
@@ -751,6 +765,10 @@ main() {
     run) cmd_run ;;
     status) cmd_status ;;
     destroy) cmd_destroy ;;
+    maintain)
+        load_state
+        [[ -r $STATE ]] || die "no stack in $H: run up first"
+        ctl maintain ;;
     start | stop | restart)
         [[ -n $name ]] || usage
         lock
