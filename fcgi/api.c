@@ -10,12 +10,15 @@
  * Account routes (/auth/..., /me...) then run in api_auth.c as the login
  * role. Project routes find {project}: a project token's own project, or for
  * a user the project among their memberships (any for an instance admin),
- * 404 otherwise; writes need member or above (403). Then one transaction
+ * 404 otherwise; then the route's role (required_role: 403). GET/POST
+ * /projects and GET /audit run like the account routes. Then one transaction
  * with sextant.project_ids set to that project (row-level security is the
  * second wall; every query still filters on project_id): READ ONLY as
- * sextant_reader for GET, read-write as sextant_issue_writer for the few
- * write routes (PATCH and POST of .../errors; sql/012_errors_api.sql says
- * what that role may change); resolve {project} (id or slug) again within
+ * sextant_reader for GET, read-write as sextant_issue_writer for error
+ * triage (PATCH and POST of .../errors; sql/012_errors_api.sql) or as
+ * sextant_project_writer for project administration (PUT/DELETE
+ * /projects/{p}, members, keys; sql/015_project_api.sql); the role each
+ * route needs is required_role's; resolve {project} (id or slug) again within
  * it (404 whether it is missing or forbidden, so existence does not leak);
  * run the handler; COMMIT or ROLLBACK. Resolving the project inside the
  * transaction lets the API log in as a role that does not own the tables:
