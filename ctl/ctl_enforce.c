@@ -14,8 +14,8 @@
  * (usage.h) that ingest checks against storage_quota_bytes. */
 #include "ctl.h"
 
+#include "projset.h"
 #include "redis.h"
-#include "scrub.h"
 #include "usage.h"
 
 #include <errno.h>
@@ -28,34 +28,10 @@
 #define DELETE_BATCH "20000"
 #define RULES_FILE_MAX (256 * 1024)
 
-/* One settable column. kind: 'd' double 0..1, 'i' int >= 0, 'n' positive
- * int or "none" (NULL), 'q' bigint >= 0 or "none", 'r' retention days
- * 1..3650, 's' status, 'b' on|off, 'j' attribute rules. */
-struct setting {
-    const char *opt;
-    const char *column;
-    const char *cast;
-    char kind;
-    const char *json; /* name in the JSON output */
-};
-
-static const struct setting settings[] = {
-    {"--sampling-rate", "sampling_rate", "double precision", 'd', "samplingRate"},
-    {"--slow-trace-ms", "slow_trace_ms", "integer", 'i', "slowTraceMs"},
-    {"--rate-spans", "rate_spans_per_s", "integer", 'n', "rateSpansPerS"},
-    {"--rate-logs", "rate_logs_per_s", "integer", 'n', "rateLogsPerS"},
-    {"--rate-metric-points", "rate_metric_points_per_s", "integer", 'n', "rateMetricPointsPerS"},
-    {"--quota-spans", "quota_spans_daily", "bigint", 'q', "quotaSpansDaily"},
-    {"--quota-logs", "quota_logs_daily", "bigint", 'q', "quotaLogsDaily"},
-    {"--quota-metric-points", "quota_metric_points_daily", "bigint", 'q', "quotaMetricPointsDaily"},
-    {"--storage-quota", "storage_quota_bytes", "bigint", 'q', "storageQuotaBytes"},
-    {"--retention-traces", "retention_traces_days", "integer", 'r', "retentionTracesDays"},
-    {"--retention-logs", "retention_logs_days", "integer", 'r', "retentionLogsDays"},
-    {"--retention-metrics", "retention_metrics_days", "integer", 'r', "retentionMetricsDays"},
-    {"--status", "status", "text", 's', "status"},
-    {"--redact-secrets", "redact_secrets", "boolean", 'b', "redactSecrets"},
-    {"--attribute-rules", "attribute_rules", "json", 'j', "attributeRules"},
-};
+/* The settable columns and their validation: lib/projset.c, shared with
+ * the API's PUT /api/v1/projects/{p}. */
+#define settings sx_projset_fields
+#define NSETTINGS SX_PROJSET_COUNT
 
 static int exec_ok(struct sx_ctl *ctl, const char *sql)
 {
@@ -86,63 +62,22 @@ static char *rules_text(const char *arg)
     return buf;
 }
 
-/* Checks and normalizes one value into out (NULL text for SQL NULL). */
-static int check_value(const struct setting *s, const char *v, char **out)
+/* Checks and normalizes one value into out (NULL for SQL NULL); malloc'd. */
+static int check_value(const struct sx_projset *s, const char *v, char **out)
 {
-    char *end;
+    char err[400];
+    const char *norm;
+    char *text = s->kind == 'j' ? rules_text(v) : sx_xstrdup(v);
     *out = NULL;
-    switch (s->kind) {
-    case 'd': {
-        double d = strtod(v, &end);
-        if (*end || end == v || !(d >= 0 && d <= 1)) break;
-        *out = sx_xstrdup(v);
-        return SX_OK;
+    if (!text) return SX_ERR;
+    if (sx_projset_check(s, text, &norm, err, sizeof(err)) != SX_OK) {
+        sx_ctl_err("%s", err);
+        free(text);
+        return SX_ERR;
     }
-    case 'i':
-    case 'n':
-    case 'q':
-    case 'r': {
-        if ((s->kind == 'n' || s->kind == 'q') && strcmp(v, "none") == 0) return SX_OK;
-        errno = 0;
-        long long x = strtoll(v, &end, 10);
-        if (*end || end == v || errno) break;
-        if (s->kind == 'n' && (x <= 0 || x > INT32_MAX)) break;
-        if (s->kind == 'i' && (x < 0 || x > INT32_MAX)) break;
-        if (s->kind == 'q' && x < 0) break;
-        if (s->kind == 'r' && (x < 1 || x > 3650)) break;
-        *out = sx_xstrdup(v);
-        return SX_OK;
-    }
-    case 's':
-        if (strcmp(v, "active") != 0 && strcmp(v, "suspended") != 0) break;
-        *out = sx_xstrdup(v);
-        return SX_OK;
-    case 'b':
-        if (strcmp(v, "on") != 0 && strcmp(v, "off") != 0) break;
-        *out = sx_xstrdup(strcmp(v, "on") == 0 ? "true" : "false");
-        return SX_OK;
-    case 'j': {
-        char err[300];
-        char *text = rules_text(v);
-        if (!text) return SX_ERR;
-        struct sx_scrub_rules *r = sx_scrub_rules_parse(text, strlen(text), err, sizeof(err));
-        if (!r) {
-            sx_ctl_err("%s: %s", s->opt, err);
-            free(text);
-            return SX_ERR;
-        }
-        sx_scrub_rules_destroy(r);
-        *out = text;
-        return SX_OK;
-    }
-    default: break;
-    }
-    static const char *const want[] = {
-        ['d'] = "a number from 0 to 1", ['i'] = "an integer >= 0", ['n'] = "a positive integer or none",
-        ['q'] = "an integer >= 0 or none", ['r'] = "days from 1 to 3650", ['s'] = "active or suspended",
-        ['b'] = "on or off"};
-    sx_ctl_err("%s must be %s, got '%s'", s->opt, want[(unsigned char)s->kind], v);
-    return SX_ERR;
+    if (norm) *out = norm == text ? text : sx_xstrdup(norm);
+    if (*out != text) free(text);
+    return SX_OK;
 }
 
 static const char show_sql[] =
@@ -233,16 +168,16 @@ int sx_ctl_project_settings(struct sx_ctl *ctl, int argc, char **argv)
         return SX_CTL_USAGE;
     }
     const char *ref = argv[2];
-    char *vals[SX_ARRAY_LEN(settings)] = {0};
-    int given[SX_ARRAY_LEN(settings)] = {0};
+    char *vals[NSETTINGS] = {0};
+    int given[NSETTINGS] = {0};
     int rc = SX_CTL_USAGE, any = 0;
     for (int i = 3; i < argc; i++) {
         const char *a = argv[i], *v = NULL, *eq = strchr(a, '=');
         size_t nl = eq ? (size_t)(eq - a) : strlen(a);
         size_t k;
-        for (k = 0; k < SX_ARRAY_LEN(settings); k++)
+        for (k = 0; k < NSETTINGS; k++)
             if (strlen(settings[k].opt) == nl && strncmp(a, settings[k].opt, nl) == 0) break;
-        if (k == SX_ARRAY_LEN(settings)) {
+        if (k == NSETTINGS) {
             sx_ctl_err("unknown option '%s'\n%s", a, usage);
             goto out;
         }
@@ -268,7 +203,7 @@ int sx_ctl_project_settings(struct sx_ctl *ctl, int argc, char **argv)
     /* UPDATE projects SET col = $n::type ... and the audit details. */
     struct sx_buf sql, det;
     struct sx_json dj;
-    const char *params[SX_ARRAY_LEN(settings) + 2];
+    const char *params[NSETTINGS + 2];
     char pidtxt[24];
     int np = 0, berr = 0;
     sx_buf_init(&sql, 1 << 16);
@@ -278,7 +213,7 @@ int sx_ctl_project_settings(struct sx_ctl *ctl, int argc, char **argv)
     params[np++] = pidtxt;
     berr |= sx_buf_puts(&sql, "UPDATE projects SET ") != SX_OK;
     sx_json_obj_open(&dj);
-    for (size_t k = 0; k < SX_ARRAY_LEN(settings); k++) {
+    for (size_t k = 0; k < NSETTINGS; k++) {
         if (!given[k]) continue;
         char frag[160];
         params[np++] = vals[k];
@@ -317,7 +252,7 @@ int sx_ctl_project_settings(struct sx_ctl *ctl, int argc, char **argv)
                    ctl->cfg.settings_redis_ttl);
     rc = project_show(ctl, pidtxt);
 out:
-    for (size_t k = 0; k < SX_ARRAY_LEN(settings); k++) free(vals[k]);
+    for (size_t k = 0; k < NSETTINGS; k++) free(vals[k]);
     return rc;
 }
 

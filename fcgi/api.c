@@ -10,12 +10,15 @@
  * Account routes (/auth/..., /me...) then run in api_auth.c as the login
  * role. Project routes find {project}: a project token's own project, or for
  * a user the project among their memberships (any for an instance admin),
- * 404 otherwise; writes need member or above (403). Then one transaction
+ * 404 otherwise; then the route's role (required_role: 403). GET/POST
+ * /projects and GET /audit run like the account routes. Then one transaction
  * with sextant.project_ids set to that project (row-level security is the
  * second wall; every query still filters on project_id): READ ONLY as
- * sextant_reader for GET, read-write as sextant_issue_writer for the few
- * write routes (PATCH and POST of .../errors; sql/012_errors_api.sql says
- * what that role may change); resolve {project} (id or slug) again within
+ * sextant_reader for GET, read-write as sextant_issue_writer for error
+ * triage (PATCH and POST of .../errors; sql/012_errors_api.sql) or as
+ * sextant_project_writer for project administration (PUT/DELETE
+ * /projects/{p}, members, keys; sql/015_project_api.sql); the role each
+ * route needs is required_role's; resolve {project} (id or slug) again within
  * it (404 whether it is missing or forbidden, so existence does not leak);
  * run the handler; COMMIT or ROLLBACK. Resolving the project inside the
  * transaction lets the API log in as a role that does not own the tables:
@@ -78,7 +81,9 @@ struct api_thread {
 enum endpoint { EP_NONE, EP_HEALTH, EP_TRACES, EP_TRACE, EP_SERVICES, EP_LOGS, EP_METRICS, EP_METRICS_QUERY,
                 EP_PERF, EP_DEPS, EP_DATABASE, EP_SERVICE_MAP, EP_PROJECT_HEALTH,
                 EP_ERRORS, EP_ERROR_STATS, EP_ERROR_MERGE, EP_ERROR, EP_ERROR_EVENTS,
-                EP_LOGIN, EP_LOGOUT, EP_ME, EP_ME_TOKENS, EP_ME_TOKEN };
+                EP_PROJECT, EP_MEMBERS, EP_MEMBER, EP_KEYS, EP_KEY, EP_USAGE, EP_AUDIT,
+                /* below: outside the project scope (account_endpoint) */
+                EP_LOGIN, EP_LOGOUT, EP_ME, EP_ME_TOKENS, EP_ME_TOKEN, EP_PROJECTS, EP_AUDIT_ALL };
 
 /* ---- helpers shared with api_traces.c ---------------------------------------- */
 
@@ -445,8 +450,9 @@ static int begin_txn(struct sx_api_req *r, const int *allowed, size_t nallowed)
     res = sx_api_exec(r, r->write ? "BEGIN" : "BEGIN READ ONLY", 0, NULL, "BEGIN");
     if (!res) return SX_ERR;
     PQclear(res);
-    res = r->write ? sx_api_exec(r, "SET LOCAL ROLE sextant_issue_writer", 0, NULL, "SET ROLE sextant_issue_writer")
-                   : sx_api_exec(r, "SET LOCAL ROLE sextant_reader", 0, NULL, "SET ROLE sextant_reader");
+    char setrole[64];
+    snprintf(setrole, sizeof(setrole), "SET LOCAL ROLE %s", r->txn_role);
+    res = sx_api_exec(r, setrole, 0, NULL, setrole);
     if (!res) return SX_ERR;
     PQclear(res);
     res = sx_api_exec(r, "SET LOCAL statement_timeout = 15000", 0, NULL, "SET statement_timeout");
@@ -468,7 +474,7 @@ static void end_txn(struct sx_api_req *r)
 {
     PGconn *conn = *r->pgp;
     if (!conn || PQstatus(conn) != CONNECTION_OK || PQtransactionStatus(conn) == PQTRANS_IDLE) return;
-    if (r->status == 200) {
+    if (r->status >= 200 && r->status < 300) {
         PGresult *res = sx_api_exec(r, "COMMIT", 0, NULL, "COMMIT");
         PQclear(res);
         if (res) return; /* on failure sx_api_exec set the error response */
@@ -531,7 +537,16 @@ static enum endpoint route(int n, char **seg)
     if (n == 1 && strcmp(seg[0], "me") == 0) return EP_ME;
     if (n == 2 && strcmp(seg[0], "me") == 0 && strcmp(seg[1], "tokens") == 0) return EP_ME_TOKENS;
     if (n == 3 && strcmp(seg[0], "me") == 0 && strcmp(seg[1], "tokens") == 0 && *seg[2]) return EP_ME_TOKEN;
-    if (n < 3 || strcmp(seg[0], "projects") != 0 || !*seg[1]) return EP_NONE;
+    if (n == 1 && strcmp(seg[0], "projects") == 0) return EP_PROJECTS;
+    if (n == 1 && strcmp(seg[0], "audit") == 0) return EP_AUDIT_ALL;
+    if (n < 2 || strcmp(seg[0], "projects") != 0 || !*seg[1]) return EP_NONE;
+    if (n == 2) return EP_PROJECT;
+    if (n == 3 && strcmp(seg[2], "members") == 0) return EP_MEMBERS;
+    if (n == 4 && strcmp(seg[2], "members") == 0 && *seg[3]) return EP_MEMBER;
+    if (n == 3 && strcmp(seg[2], "keys") == 0) return EP_KEYS;
+    if (n == 4 && strcmp(seg[2], "keys") == 0 && *seg[3]) return EP_KEY;
+    if (n == 3 && strcmp(seg[2], "usage") == 0) return EP_USAGE;
+    if (n == 3 && strcmp(seg[2], "audit") == 0) return EP_AUDIT;
     if (n == 3 && strcmp(seg[2], "traces") == 0) return EP_TRACES;
     if (n == 4 && strcmp(seg[2], "traces") == 0 && *seg[3]) return EP_TRACE;
     if (n == 3 && strcmp(seg[2], "services") == 0) return EP_SERVICES;
@@ -562,8 +577,14 @@ static const char *endpoint_allow(enum endpoint ep)
     case EP_ERROR_MERGE:
     case EP_LOGIN:
     case EP_LOGOUT: return "POST";
-    case EP_ME_TOKENS: return "GET, HEAD, POST";
-    case EP_ME_TOKEN: return "DELETE";
+    case EP_ME_TOKENS:
+    case EP_PROJECTS:
+    case EP_MEMBERS:
+    case EP_KEYS: return "GET, HEAD, POST";
+    case EP_ME_TOKEN:
+    case EP_MEMBER:
+    case EP_KEY: return "DELETE";
+    case EP_PROJECT: return "GET, HEAD, PUT, DELETE";
     default: return "GET, HEAD";
     }
 }
@@ -576,6 +597,33 @@ static int method_allowed(const char *allow, const char *method)
     for (const char *p = allow; (p = strstr(p, method)); p += n)
         if ((p == allow || p[-1] == ' ') && (p[n] == ',' || p[n] == '\0')) return 1;
     return 0;
+}
+
+/* The weakest role that may call ep with this method (README, "Roles"). */
+static enum sx_api_role required_role(enum endpoint ep, int write, const char *method)
+{
+    switch (ep) {
+    case EP_PROJECT:
+        if (strcmp(method, "DELETE") == 0) return SX_ROLE_OWNER;
+        return write ? SX_ROLE_ADMIN : SX_ROLE_VIEWER;
+    case EP_MEMBERS: return write ? SX_ROLE_ADMIN : SX_ROLE_VIEWER;
+    case EP_MEMBER:
+    case EP_KEYS:
+    case EP_KEY:
+    case EP_AUDIT: return SX_ROLE_ADMIN;
+    default: return write ? SX_ROLE_MEMBER : SX_ROLE_VIEWER;
+    }
+}
+
+/* The database role of ep's transaction (sql/012, sql/015): the project
+ * administration routes write as sextant_project_writer, and so read the
+ * members list (users' emails); triage writes as sextant_issue_writer; every
+ * other read as sextant_reader. A static string. */
+static const char *txn_role(enum endpoint ep, int write)
+{
+    if (ep == EP_PROJECT || ep == EP_MEMBERS || ep == EP_MEMBER || ep == EP_KEYS || ep == EP_KEY)
+        return write || ep == EP_MEMBERS ? "sextant_project_writer" : "sextant_reader";
+    return write ? "sextant_issue_writer" : "sextant_reader";
 }
 
 /* Runs a project-scoped endpoint: auth, project, transaction, handler. */
@@ -601,12 +649,14 @@ static void project_endpoint(struct sx_api_req *r, struct api_thread *t, enum en
         sx_api_fail(r, 404, "not_found", "project not found");
         return;
     }
-    /* Writes (error triage) need member or above; viewers read. */
     r->role = sx_api_role(r, allowed[0]);
-    if (r->write && r->role < SX_ROLE_MEMBER) {
-        sx_api_fail(r, 403, "forbidden", "your role on this project (%s) may not change it", sx_api_role_name(r->role));
+    enum sx_api_role need = required_role(ep, r->write, r->method);
+    if (r->role < need) {
+        sx_api_fail(r, 403, "forbidden", "your role on this project (%s) may not do this (%s or above)",
+                     sx_api_role_name(r->role), sx_api_role_name(need));
         return;
     }
+    r->txn_role = txn_role(ep, r->write);
     if (begin_txn(r, allowed, nallowed) != SX_OK || resolve_project(r, seg[1], allowed, nallowed) != SX_OK) {
         end_txn(r);
         return;
@@ -632,10 +682,23 @@ static void project_endpoint(struct sx_api_req *r, struct api_thread *t, enum en
         case EP_ERROR_MERGE: sx_api_errors_merge(r); break;
         case EP_ERROR: r->write ? sx_api_errors_patch(r, seg[3]) : sx_api_error_get(r, seg[3]); break;
         case EP_ERROR_EVENTS: sx_api_error_events(r, seg[3]); break;
+        case EP_PROJECT:
+            if (strcmp(r->method, "PUT") == 0) sx_api_project_put(r);
+            else if (strcmp(r->method, "DELETE") == 0) sx_api_project_delete(r);
+            else sx_api_project_get(r);
+            break;
+        case EP_MEMBERS: r->write ? sx_api_member_put(r) : sx_api_members_list(r); break;
+        case EP_MEMBER: sx_api_member_delete(r, seg[3]); break;
+        case EP_KEYS: r->write ? sx_api_key_create(r) : sx_api_keys_list(r); break;
+        case EP_KEY: sx_api_key_revoke(r, seg[3]); break;
+        case EP_USAGE: sx_api_usage(r); break;
+        case EP_AUDIT: sx_api_project_audit(r); break;
         default: sx_api_fail(r, 404, "not_found", "no such endpoint"); break;
         }
     }
     end_txn(r);
+    /* Only a committed change invalidates ingest's caches. */
+    if (r->status >= 200 && r->status < 300 && (r->drop_settings_pid || r->ndrop_keys)) sx_api_drop_caches(r);
 }
 
 /* Runs an account endpoint (login, logout, me, tokens): as the login role,
@@ -653,11 +716,19 @@ static void account_endpoint(struct sx_api_req *r, struct api_thread *t, enum en
         return;
     }
     if (authenticate(r, t) != SX_OK || csrf_check(r) != SX_OK) return;
+    char err[256];
+    if (sx_api_query_parse(r->fr->arena, sx_fcgi_param(r->fr, "QUERY_STRING"), MAX_QUERY_PARAMS, &r->q, err,
+                           sizeof(err)) != SX_OK) {
+        sx_api_fail(r, 400, "bad_request", "%s", err);
+        return;
+    }
     switch (ep) {
     case EP_LOGOUT: sx_api_logout(r); break;
     case EP_ME: sx_api_me(r); break;
     case EP_ME_TOKENS: strcmp(r->method, "POST") == 0 ? sx_api_token_create(r) : sx_api_tokens_list(r); break;
     case EP_ME_TOKEN: sx_api_token_revoke(r, seg[2]); break;
+    case EP_PROJECTS: strcmp(r->method, "POST") == 0 ? sx_api_project_create(r) : sx_api_projects_list(r); break;
+    case EP_AUDIT_ALL: sx_api_audit_all(r); break;
     default: sx_api_fail(r, 404, "not_found", "no such endpoint"); break;
     }
 }

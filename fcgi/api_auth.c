@@ -148,13 +148,21 @@ int sx_api_origin_ok(struct sx_api_req *r)
            same_host(oh, n, sx_fcgi_param(r->fr, "HTTP_X_FORWARDED_HOST"));
 }
 
+/* REMOTE_ADDR, and "<X-Forwarded-For> via <REMOTE_ADDR>" when a proxy in
+ * front of nginx passed one (recorded as given: it is not trusted). */
 static const char *client_ip(struct sx_api_req *r)
 {
     const char *ip = sx_fcgi_param(r->fr, "REMOTE_ADDR");
-    return ip && *ip ? ip : "unknown";
+    const char *xff = sx_fcgi_param(r->fr, "HTTP_X_FORWARDED_FOR");
+    if (!ip || !*ip) ip = "unknown";
+    if (xff && *xff) {
+        const char *both = sx_api_strf(r, "%.200s via %s", xff, ip);
+        if (both) return both;
+    }
+    return ip;
 }
 
-void sx_api_audit(struct sx_api_req *r, const char *action, const char *target, int project_id,
+int sx_api_audit(struct sx_api_req *r, const char *action, const char *target, int project_id,
                   const char *details, const char *actor_fallback)
 {
     char uid[16], tid[16], pid[16], actor[300];
@@ -172,9 +180,13 @@ void sx_api_audit(struct sx_api_req *r, const char *action, const char *target, 
                                  "ip, user_agent, project_id) VALUES ($1::int, $2::int, $3, $4, $5, $6::json, $7, "
                                  "left($8, 500), $9::int)",
                                  9, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+    int rc = SX_OK;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         sx_rwarn(r->reqid, "INSERT audit_log (%s) failed: %s", action, PQerrorMessage(*r->pgp));
+        rc = SX_ERR;
+    }
     PQclear(res);
+    return rc;
 }
 
 /* "\x<hex of sha256(s)>" into lit (2 * SX_SHA256_LEN + 3 bytes). */

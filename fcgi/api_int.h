@@ -54,7 +54,8 @@ struct sx_api_req {
     int project_id;             /* resolved {project}, once authorized */
     const char *project_slug;   /* its slug (arena memory) */
     const char *method;         /* REQUEST_METHOD */
-    int write;                  /* a write route: read-write transaction as sextant_issue_writer */
+    int write;                  /* a write route: a read-write transaction */
+    const char *txn_role;       /* the transaction's database role (a static string) */
     int64_t now_ns;
     const char *reqid;
     redisContext **redisp;      /* the thread's Redis connection (login throttling); owned by the thread */
@@ -72,6 +73,12 @@ struct sx_api_req {
     struct sx_api_member *members; /* the user's memberships (arena) */
     size_t nmembers;
     enum sx_api_role role;      /* the caller's role on project_id, once resolved */
+
+    /* Set by a handler, done by api.c after COMMIT (never for a rolled-back
+     * change): the Redis caches that ingest must stop trusting. */
+    int drop_settings_pid;      /* delete this project's settings entry (0: none) */
+    const char **drop_keys;     /* hex SHA-256 of ingest keys whose cache entries go (arena) */
+    size_t ndrop_keys;
 };
 
 /* The caller's role on project_id: an instance admin's is
@@ -97,9 +104,12 @@ int sx_api_origin_ok(struct sx_api_req *r);
 /* Appends a response header line to r->headers; SX_ERR when out of arena. */
 int sx_api_add_header(struct sx_api_req *r, const char *fmt, ...) SX_PRINTF(2, 3);
 /* Writes an audit_log row for the request's caller (actor: the user's
- * email, else "token:<id>", else actor_fallback). details is JSON text or
- * NULL. Failures are logged, not returned: the action already happened. */
-void sx_api_audit(struct sx_api_req *r, const char *action, const char *target, int project_id,
+ * email, else "token:<id>", else actor_fallback; ip: REMOTE_ADDR, with the
+ * X-Forwarded-For that nginx passes when there is one). details is JSON
+ * text or NULL. Failures are logged and return SX_ERR (no response set):
+ * callers that audit inside the change's transaction fail the request, the
+ * login routes (whose action already happened) ignore it. */
+int sx_api_audit(struct sx_api_req *r, const char *action, const char *target, int project_id,
                   const char *details, const char *actor_fallback);
 
 /* The account endpoints: POST /auth/login, POST /auth/logout, GET /me,
@@ -111,6 +121,30 @@ int sx_api_me(struct sx_api_req *r);
 int sx_api_tokens_list(struct sx_api_req *r);
 int sx_api_token_create(struct sx_api_req *r);
 int sx_api_token_revoke(struct sx_api_req *r, const char *id);
+
+/* ---- projects, members, ingest keys, usage, audit (api_projects.c) ---------- */
+
+/* GET and POST /projects, GET /audit: as the login role outside any RLS
+ * transaction (authenticated already). */
+int sx_api_projects_list(struct sx_api_req *r);
+int sx_api_project_create(struct sx_api_req *r);
+int sx_api_audit_all(struct sx_api_req *r);
+/* Inside the request's transaction on r->project_id, the role checked. */
+int sx_api_project_get(struct sx_api_req *r);
+int sx_api_project_put(struct sx_api_req *r);
+int sx_api_project_delete(struct sx_api_req *r);
+int sx_api_members_list(struct sx_api_req *r);
+int sx_api_member_put(struct sx_api_req *r);
+int sx_api_member_delete(struct sx_api_req *r, const char *user_id);
+int sx_api_keys_list(struct sx_api_req *r);
+int sx_api_key_create(struct sx_api_req *r);
+int sx_api_key_revoke(struct sx_api_req *r, const char *key_id);
+int sx_api_usage(struct sx_api_req *r);
+int sx_api_project_audit(struct sx_api_req *r);
+/* Deletes the Redis entries named by r->drop_settings_pid and r->drop_keys
+ * (after COMMIT); failures are logged: ingest then trusts them until their
+ * TTL (key_cache_ttl, settings_redis_ttl). */
+void sx_api_drop_caches(struct sx_api_req *r);
 
 /* Replaces the body with {"error":{"code","message"}} and sets the status.
  * Always returns SX_ERR so handlers can `return sx_api_fail(...)`. */

@@ -69,6 +69,7 @@ static const struct conf_def defs[] = {
     INT(login_window_s, "900", 10, 86400, "seconds over which failed logins are counted (from the first failure)"),
     INT(login_max_failures_email, "5", 1, 1000, "failed logins per email within login_window_s; then 429 until the window ends"),
     INT(login_max_failures_ip, "20", 1, 100000, "failed logins per client address within login_window_s; then 429 until the window ends"),
+    INT(projects_create_admin_only, "0", 0, 1, "1: only instance admins may create projects through the API (POST /api/v1/projects); 0: any user may"),
 };
 
 static const struct conf_def *find_def(const char *name)

@@ -62,6 +62,7 @@ struct sx_config {
     long long login_window_s;         /* failed-login counting window */
     long long login_max_failures_email; /* failed logins per email per window */
     long long login_max_failures_ip;  /* failed logins per client address per window */
+    long long projects_create_admin_only; /* 1: POST /projects for instance admins only */
 };
 
 /* Fills every field with its default. */
