@@ -79,6 +79,7 @@ struct api_thread {
 };
 
 enum endpoint { EP_NONE, EP_HEALTH, EP_TRACES, EP_TRACE, EP_SERVICES, EP_LOGS, EP_METRICS, EP_METRICS_QUERY,
+                EP_METRIC_LABELS,
                 EP_PERF, EP_DEPS, EP_DATABASE, EP_SERVICE_MAP, EP_PROJECT_HEALTH,
                 EP_ERRORS, EP_ERROR_STATS, EP_ERROR_MERGE, EP_ERROR, EP_ERROR_EVENTS,
                 EP_PROJECT, EP_MEMBERS, EP_MEMBER, EP_KEYS, EP_KEY, EP_USAGE, EP_AUDIT,
@@ -553,6 +554,7 @@ static enum endpoint route(int n, char **seg)
     if (n == 3 && strcmp(seg[2], "logs") == 0) return EP_LOGS;
     if (n == 3 && strcmp(seg[2], "metrics") == 0) return EP_METRICS;
     if (n == 4 && strcmp(seg[2], "metrics") == 0 && strcmp(seg[3], "query") == 0) return EP_METRICS_QUERY;
+    if (n == 5 && strcmp(seg[2], "metrics") == 0 && *seg[3] && strcmp(seg[4], "labels") == 0) return EP_METRIC_LABELS;
     if (n == 5 && strcmp(seg[2], "services") == 0 && *seg[3] && strcmp(seg[4], "performance") == 0) return EP_PERF;
     if (n == 5 && strcmp(seg[2], "services") == 0 && *seg[3] && strcmp(seg[4], "dependencies") == 0) return EP_DEPS;
     if (n == 5 && strcmp(seg[2], "services") == 0 && *seg[3] && strcmp(seg[4], "database") == 0) return EP_DATABASE;
@@ -672,6 +674,7 @@ static void project_endpoint(struct sx_api_req *r, struct api_thread *t, enum en
         case EP_LOGS: sx_api_logs_list(r); break;
         case EP_METRICS: sx_api_metrics_list(r); break;
         case EP_METRICS_QUERY: sx_api_metrics_query(r); break;
+        case EP_METRIC_LABELS: sx_api_metric_labels(r, seg[3]); break;
         case EP_PERF: sx_api_perf_service(r, seg[3]); break;
         case EP_DEPS: sx_api_perf_edges(r, seg[3]); break;
         case EP_DATABASE: sx_api_perf_database(r, seg[3]); break;

@@ -97,6 +97,56 @@ int sx_api_metrics_list(struct sx_api_req *r)
     return SX_OK;
 }
 
+#define MAX_LABEL_VALUES 200 /* values listed per key */
+
+int sx_api_metric_labels(struct sx_api_req *r, const char *name)
+{
+    char proj[16], maxv[16];
+    struct sx_json w;
+    snprintf(proj, sizeof(proj), "%d", r->project_id);
+    snprintf(maxv, sizeof(maxv), "%d", MAX_LABEL_VALUES);
+    const char *params[3] = {proj, name, maxv};
+    PGresult *cnt = sx_api_exec(r, "SELECT count(*) FROM metric_series WHERE project_id = $1 AND name = $2", 2,
+                                params, "SELECT metric series count");
+    if (!cnt) return SX_ERR;
+    long long nseries = strtoll(PQgetvalue(cnt, 0, 0), NULL, 10);
+    PQclear(cnt);
+    if (nseries == 0) return sx_api_fail(r, 404, "not_found", "metric not found");
+    /* Scalars as their text, arrays and maps as their JSON text. */
+    PGresult *res = sx_api_exec(r,
+                                "SELECT k, count(*), array_to_json((array_agg(v ORDER BY v COLLATE \"C\"))[1:$3::int])::text "
+                                "FROM (SELECT DISTINCT a.key AS k, a.value AS v FROM metric_series s, "
+                                "json_each_text(s.attributes) a WHERE s.project_id = $1 AND s.name = $2 "
+                                "AND a.value IS NOT NULL) d GROUP BY k ORDER BY k COLLATE \"C\" LIMIT 1000",
+                                3, params, "SELECT metric labels");
+    if (!res) return SX_ERR;
+    sx_buf_reset(r->out);
+    sx_json_init(&w, r->out);
+    sx_json_obj_open(&w);
+    sx_json_key(&w, "name");
+    sx_json_strz(&w, name);
+    sx_json_key(&w, "seriesCount");
+    sx_json_int(&w, nseries);
+    sx_json_key(&w, "labels");
+    sx_json_arr_open(&w);
+    for (int i = 0; i < PQntuples(res); i++) {
+        sx_json_obj_open(&w);
+        sx_json_key(&w, "key");
+        sx_json_strz(&w, PQgetvalue(res, i, 0));
+        sx_json_key(&w, "valueCount");
+        sx_json_int(&w, strtoll(PQgetvalue(res, i, 1), NULL, 10));
+        sx_json_key(&w, "values");
+        sx_api_col_json(&w, res, i, 2, "[]");
+        sx_json_obj_close(&w);
+    }
+    sx_json_arr_close(&w);
+    sx_json_obj_close(&w);
+    PQclear(res);
+    if (w.err) return sx_api_fail(r, 500, "internal", "response too large");
+    r->status = 200;
+    return SX_OK;
+}
+
 enum agg { AGG_SUM, AGG_AVG, AGG_MIN, AGG_MAX, AGG_COUNT, AGG_LAST, AGG_RATE, AGG_PCT };
 enum res { RES_RAW, RES_1M, RES_1H };
 static const char *const res_name[] = {"raw", "1m", "1h"};

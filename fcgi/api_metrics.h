@@ -15,4 +15,11 @@ int sx_api_metrics_list(struct sx_api_req *r);
  * one-minute rollups (metric_points_1m). */
 int sx_api_metrics_query(struct sx_api_req *r);
 
+/* GET /api/v1/projects/{project}/metrics/{name}/labels: the attribute keys of
+ * the metric's series, each with its distinct values (the first
+ * MAX_LABEL_VALUES in byte order) and how many there are:
+ * {"name","seriesCount","labels":[{"key","valueCount","values":[...]}]};
+ * 404 when the project has no series of that name. */
+int sx_api_metric_labels(struct sx_api_req *r, const char *name);
+
 #endif

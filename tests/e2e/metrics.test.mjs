@@ -99,6 +99,37 @@ stackTest(stack, 'GET .../metrics lists every instrument with its type, unit and
   assert.equal(byName['process.memory.usage'].type, 'gauge');
 });
 
+stackTest(stack, 'GET .../metrics/{name}/labels lists the attribute keys and their values, as the points carry them', async () => {
+  // What the fixture's collections carry, as text (ints as decimal), resource keys as resource.<key>.
+  const text = (v) => v.stringValue ?? (v.intValue !== undefined ? String(v.intValue) : v.boolValue !== undefined ? String(v.boolValue) : undefined);
+  const want = {};
+  for (const n of [1, 2, 3]) {
+    for (const rm of fixtureJson(`metrics-${n}-json.json`).resourceMetrics) {
+      for (const sm of rm.scopeMetrics) {
+        for (const m of sm.metrics) {
+          if (m.name !== 'http.server.requests') continue;
+          for (const dp of m.sum.dataPoints) {
+            const attrs = [...dp.attributes.map((a) => [a.key, a.value]), ...rm.resource.attributes.map((a) => [`resource.${a.key}`, a.value])];
+            for (const [k, v] of attrs) (want[k] ??= new Set()).add(text(v));
+          }
+        }
+      }
+    }
+  }
+  const r = await stack.api(`projects/${P.main.slug}/metrics/http.server.requests/labels`, { token: P.main.token });
+  assert.equal(r.status, 200, r.text);
+  const body = r.json();
+  assert.equal(body.seriesCount, LAST['http.server.requests'].length);
+  assert.deepEqual(body.labels.map((l) => l.key), Object.keys(want).sort());
+  for (const l of body.labels) {
+    const values = [...want[l.key]].sort((a, b) => (Buffer.from(a) < Buffer.from(b) ? -1 : 1));
+    assert.deepEqual(l.values, values, l.key);
+    assert.equal(l.valueCount, values.length, l.key);
+  }
+  const none = await stack.api(`projects/${P.main.slug}/metrics/no.such.metric/labels`, { token: P.main.token });
+  assert.equal(none.status, 404);
+});
+
 stackTest(stack, 'groupBy and filter give each route its last cumulative value', async () => {
   const series = await mquery(P.main, { name: 'http.server.requests', agg: 'sum',
     groupBy: 'http.route,http.response.status_code' });
@@ -217,7 +248,7 @@ stackTest(stack, 'the cumulative state only moves with a COMMIT: a state written
 });
 
 stackTest(stack, 'another project sees 404 for these metrics and none of its own', async () => {
-  for (const path of ['metrics', 'metrics/query']) {
+  for (const path of ['metrics', 'metrics/query', 'metrics/http.server.requests/labels']) {
     const r = await stack.api(`projects/${P.main.slug}/${path}`, { query: { name: 'http.server.requests' }, token: P.other.token });
     assert.equal(r.status, 404, `${path}: ${r.status} ${r.text}`);
     assert.equal(apiError(r).code, 'not_found');
