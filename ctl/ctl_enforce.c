@@ -560,6 +560,55 @@ static int storage_estimate(struct sx_ctl *ctl)
     return ok;
 }
 
+/* Tables whose rows name a project without a foreign key to it (a deleted
+ * project's rows stay there until this removes them); the others follow the
+ * project row by ON DELETE CASCADE. metric_series takes its 1m and 1h rows
+ * along (cascade). */
+static const char *const orphan_tables[] = {"spans", "logs", "error_events", "traces", "red_1m", "edges_1m",
+                                            "db_statements_1m", "metric_points_raw", "metric_series"};
+
+/* Deletes, in batches, every row of orphan_tables of projects that were
+ * deleted: the ids the projects' identity has handed out that no project has
+ * any more. Cheap when there is nothing to do (index probes per id). Writes
+ * {"projects":[ids],"deletedRows":N}; SX_ERR on a database error. */
+static int maintain_orphans(struct sx_ctl *ctl)
+{
+    PGresult *ids = sx_ctl_query(ctl,
+                                 "SELECT g FROM generate_series(1, COALESCE((SELECT last_value FROM "
+                                 "projects_id_seq), 0)) g WHERE NOT EXISTS (SELECT 1 FROM projects p WHERE p.id = g) "
+                                 "ORDER BY g",
+                                 0, NULL, "deleted projects");
+    if (!ids) return SX_ERR;
+    long long total = 0;
+    int ok = SX_OK;
+    sx_json_key(&ctl->w, "deletedProjects");
+    sx_json_obj_open(&ctl->w);
+    sx_json_key(&ctl->w, "projects");
+    sx_json_arr_open(&ctl->w);
+    for (int i = 0; i < PQntuples(ids) && ok == SX_OK; i++) {
+        const char *p[1] = {PQgetvalue(ids, i, 0)};
+        long long here = 0;
+        for (size_t t = 0; t < SX_ARRAY_LEN(orphan_tables) && ok == SX_OK; t++) {
+            char sql[320];
+            snprintf(sql, sizeof(sql),
+                     "DELETE FROM %s WHERE ctid = ANY (ARRAY(SELECT ctid FROM %s WHERE project_id = $1::int LIMIT "
+                     DELETE_BATCH "))",
+                     orphan_tables[t], orphan_tables[t]);
+            long long n = delete_batches(ctl, sql, 1, p);
+            if (n < 0) ok = SX_ERR;
+            else here += n;
+        }
+        if (here) sx_json_int(&ctl->w, strtoll(p[0], NULL, 10));
+        total += here;
+    }
+    PQclear(ids);
+    sx_json_arr_close(&ctl->w);
+    sx_json_key(&ctl->w, "deletedRows");
+    sx_json_int(&ctl->w, total);
+    sx_json_obj_close(&ctl->w);
+    return ok;
+}
+
 int sx_ctl_maintain(struct sx_ctl *ctl, int argc, char **argv)
 {
     SX_UNUSED(argv);
@@ -617,6 +666,7 @@ int sx_ctl_maintain(struct sx_ctl *ctl, int argc, char **argv)
         if (n < 0 || m < 0) ok = SX_ERR;
     }
     sx_json_obj_close(&ctl->w);
+    if (ok == SX_OK && maintain_orphans(ctl) != SX_OK) ok = SX_ERR;
     if (ok == SX_OK && storage_estimate(ctl) != SX_OK) ok = SX_ERR;
     sx_json_obj_close(&ctl->w);
     return ok == SX_OK ? SX_CTL_OK : SX_CTL_FAIL;

@@ -369,4 +369,17 @@ stackTest(stack, 'DELETE: owner only; the project, its keys and members go, its 
   assert.equal(del.details.projectId, Number(A.id));
   // B is untouched.
   assert.equal(ok(await call('GET', `projects/${B.slug}`, as('ed'))).status, 'active');
+  // Its telemetry (tables without a foreign key to projects) goes with the next maintain.
+  const spansOf = (id) => stack.psql(`SELECT count(*) FROM spans WHERE project_id = ${id}`);
+  await eventually(async () => assert.notEqual(await spansOf(A.id), '0'), { what: "A's spans stored" });
+  // (the fixture's spans are from 2026-01-01: B keeps them longer than the default 14 days)
+  await stack.ctl('project', 'set', B.slug, '--retention-traces', '3650');
+  const bSpans = await spansOf(B.id);
+  assert.notEqual(bSpans, '0');
+  const m = await stack.ctl('maintain');
+  assert.ok(m.deletedProjects.projects.includes(Number(A.id)), JSON.stringify(m.deletedProjects));
+  assert.ok(m.deletedProjects.deletedRows > 0);
+  assert.equal(await spansOf(A.id), '0');
+  assert.equal(await stack.psql(`SELECT count(*) FROM traces WHERE project_id = ${A.id}`), '0');
+  assert.equal(await spansOf(B.id), bSpans, "B's spans stay");
 });
