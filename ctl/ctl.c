@@ -207,3 +207,24 @@ int main(int argc, char **argv)
     if (ctl.rc) redisFree(ctl.rc);
     return rc;
 }
+
+int sx_ctl_exec(struct sx_ctl *ctl, const char *sql)
+{
+    PGresult *res = sx_ctl_query(ctl, sql, 0, NULL, sql);
+    if (!res) return SX_ERR;
+    PQclear(res);
+    return SX_OK;
+}
+
+int sx_ctl_audit(struct sx_ctl *ctl, const char *action, const char *target, const char *project_id,
+                 const char *details)
+{
+    const char *params[4] = {action, target, project_id, details ? details : "{}"};
+    PGresult *res = sx_ctl_query(ctl,
+                                 "INSERT INTO audit_log (actor, action, target, project_id, details) "
+                                 "VALUES ('sextantctl', $1, $2, $3::int, $4::json)",
+                                 4, params, "record audit_log");
+    if (!res) return SX_ERR;
+    PQclear(res);
+    return SX_OK;
+}

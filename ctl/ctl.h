@@ -38,6 +38,13 @@ redisContext *sx_ctl_redis(struct sx_ctl *ctl);
 /* Runs a parameterized statement; returns the result (caller PQclears) when
  * it succeeded, otherwise prints "what: <error>" on stderr and returns NULL. */
 PGresult *sx_ctl_query(struct sx_ctl *ctl, const char *sql, int nparams, const char *const *params, const char *what);
+/* Runs a statement without parameters or result (BEGIN, COMMIT, ...); SX_ERR
+ * after printing the error. */
+int sx_ctl_exec(struct sx_ctl *ctl, const char *sql);
+/* Records an action in audit_log with actor 'sextantctl'; project_id may be
+ * NULL, details is JSON text (NULL: {}). SX_ERR after printing the error. */
+int sx_ctl_audit(struct sx_ctl *ctl, const char *action, const char *target, const char *project_id,
+                 const char *details);
 
 /* Resolves a project given by id or slug into *id; SX_ERR (printed) when
  * there is no such project. */

@@ -91,14 +91,6 @@ static int create_key(struct sx_ctl *ctl, long long project, const char *name, c
     return SX_OK;
 }
 
-static int tx(struct sx_ctl *ctl, const char *sql)
-{
-    PGresult *res = sx_ctl_query(ctl, sql, 0, NULL, sql);
-    if (!res) return SX_ERR;
-    PQclear(res);
-    return SX_OK;
-}
-
 /* Options "--name value" / "--name=value" after the positional arguments. */
 static const char *opt(int argc, char **argv, const char *name, int *bad)
 {
@@ -153,7 +145,7 @@ static int project_create(struct sx_ctl *ctl, int argc, char **argv)
     if (slug_opt) snprintf(base, sizeof(base), "%s", slug_opt);
     else slugify(name, base, SLUG_MAX);
 
-    if (!sx_ctl_pg(ctl) || tx(ctl, "BEGIN") != SX_OK) return SX_CTL_FAIL;
+    if (!sx_ctl_pg(ctl) || sx_ctl_exec(ctl, "BEGIN") != SX_OK) return SX_CTL_FAIL;
     for (int n = 1; n <= SLUG_TRIES && !id; n++) {
         if (n == 1) {
             snprintf(slug, sizeof(slug), "%s", base);
@@ -194,7 +186,7 @@ static int project_create(struct sx_ctl *ctl, int argc, char **argv)
         goto fail;
     }
     if (create_key(ctl, id, "default", key, sizeof(key), &key_id) != SX_OK) goto fail;
-    if (tx(ctl, "COMMIT") != SX_OK) return SX_CTL_FAIL;
+    if (sx_ctl_exec(ctl, "COMMIT") != SX_OK) return SX_CTL_FAIL;
 
     sx_json_obj_open(&ctl->w);
     sx_json_key(&ctl->w, "id");
@@ -210,7 +202,7 @@ static int project_create(struct sx_ctl *ctl, int argc, char **argv)
     sx_json_obj_close(&ctl->w);
     return SX_CTL_OK;
 fail:
-    tx(ctl, "ROLLBACK");
+    sx_ctl_exec(ctl, "ROLLBACK");
     return SX_CTL_FAIL;
 }
 

@@ -33,14 +33,6 @@
 #define settings sx_projset_fields
 #define NSETTINGS SX_PROJSET_COUNT
 
-static int exec_ok(struct sx_ctl *ctl, const char *sql)
-{
-    PGresult *res = sx_ctl_query(ctl, sql, 0, NULL, sql);
-    if (!res) return SX_ERR;
-    PQclear(res);
-    return SX_OK;
-}
-
 /* Reads "@file" (or takes the text itself) into a malloc'd string. */
 static char *rules_text(const char *arg)
 {
@@ -227,23 +219,17 @@ int sx_ctl_project_settings(struct sx_ctl *ctl, int argc, char **argv)
     sx_json_obj_close(&dj);
     berr |= sx_buf_puts(&sql, "settings_version = settings_version + 1, updated_at = now() WHERE id = $1::int");
     params[np] = det.data;
-    int ok = !berr && !dj.err && exec_ok(ctl, "BEGIN") == SX_OK;
+    int ok = !berr && !dj.err && sx_ctl_exec(ctl, "BEGIN") == SX_OK;
     if (ok) {
         PGresult *res = sx_ctl_query(ctl, sql.data, np, params, "project set");
         ok = res != NULL;
         PQclear(res);
     }
     if (ok) {
-        const char *ap[3] = {pidtxt, ref, det.data};
-        PGresult *res = sx_ctl_query(ctl,
-                                     "INSERT INTO audit_log (project_id, actor, action, target, details) "
-                                     "VALUES ($1::int, 'sextantctl', 'project.settings', $2, $3::json)",
-                                     3, ap, "audit log");
-        ok = res != NULL;
-        PQclear(res);
+        ok = sx_ctl_audit(ctl, "project.settings", ref, pidtxt, det.data) == SX_OK;
     }
-    if (ok) ok = exec_ok(ctl, "COMMIT") == SX_OK;
-    else exec_ok(ctl, "ROLLBACK");
+    if (ok) ok = sx_ctl_exec(ctl, "COMMIT") == SX_OK;
+    else sx_ctl_exec(ctl, "ROLLBACK");
     sx_buf_term(&sql);
     sx_buf_term(&det);
     if (!ok) goto out;
@@ -452,7 +438,7 @@ static int maintain_partitioned(struct sx_ctl *ctl, const struct part_table *t, 
         if (end > drop_before) continue;
         char drop[200];
         snprintf(drop, sizeof(drop), "DROP TABLE IF EXISTS \"%s\"", PQgetvalue(parts, i, 0));
-        if (exec_ok(ctl, drop) != SX_OK) {
+        if (sx_ctl_exec(ctl, drop) != SX_OK) {
             ok = SX_ERR;
             break;
         }

@@ -55,20 +55,6 @@ static int parse_args(int argc, char **argv, struct args *a)
     return SX_OK;
 }
 
-/* Records an action in audit_log (actor 'sextantctl'); details is JSON text.
- * A failure is printed but does not fail the command, which already
- * happened. */
-static void audit(struct sx_ctl *ctl, const char *action, const char *target, const char *project_id,
-                  const char *details)
-{
-    const char *params[4] = {action, target, project_id, details ? details : "{}"};
-    PGresult *res = sx_ctl_query(ctl,
-                                 "INSERT INTO audit_log (actor, action, target, project_id, details) "
-                                 "VALUES ('sextantctl', $1, $2, $3::int, $4::json)",
-                                 4, params, "record audit_log");
-    PQclear(res);
-}
-
 /* Reads the password: one line of stdin, or a generated one (gen set). */
 static int get_password(int from_stdin, char *pw, size_t pwlen, int *gen)
 {
@@ -152,7 +138,7 @@ static int user_create(struct sx_ctl *ctl, int argc, char **argv)
     }
     long long id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
-    audit(ctl, "user.create", email, NULL, a.admin ? "{\"isAdmin\":true}" : "{\"isAdmin\":false}");
+    (void)sx_ctl_audit(ctl, "user.create", email, NULL, a.admin ? "{\"isAdmin\":true}" : "{\"isAdmin\":false}");
     sx_json_obj_open(&ctl->w);
     sx_json_key(&ctl->w, "id");
     sx_json_int(&ctl->w, id);
@@ -189,7 +175,7 @@ static int user_passwd(struct sx_ctl *ctl, int argc, char **argv)
     PQclear(res);
     char details[64];
     snprintf(details, sizeof(details), "{\"sessionsRevoked\":%d}", revoked);
-    audit(ctl, "user.passwd", a.pos[0], NULL, details);
+    (void)sx_ctl_audit(ctl, "user.passwd", a.pos[0], NULL, details);
     sx_json_obj_open(&ctl->w);
     sx_json_key(&ctl->w, "id");
     sx_json_int(&ctl->w, strtoll(id, NULL, 10));
@@ -243,7 +229,7 @@ static int user_token(struct sx_ctl *ctl, int argc, char **argv)
     PQclear(res);
     char details[64];
     snprintf(details, sizeof(details), "{\"tokenId\":%lld}", tid);
-    audit(ctl, "token.create", a.pos[0], NULL, details);
+    (void)sx_ctl_audit(ctl, "token.create", a.pos[0], NULL, details);
     return SX_CTL_OK;
 }
 
@@ -309,7 +295,7 @@ static int member_add(struct sx_ctl *ctl, struct args *a)
     if (!res) return SX_CTL_FAIL;
     PQclear(res);
     snprintf(details, sizeof(details), "{\"role\":\"%s\"}", role);
-    audit(ctl, "member.add", a->pos[0], pid, details);
+    (void)sx_ctl_audit(ctl, "member.add", a->pos[0], pid, details);
     sx_json_obj_open(&ctl->w);
     sx_json_key(&ctl->w, "projectId");
     sx_json_int(&ctl->w, p);
@@ -333,7 +319,7 @@ static int member_remove(struct sx_ctl *ctl, struct args *a)
     if (!res) return SX_CTL_FAIL;
     int removed = atoi(PQcmdTuples(res)) > 0;
     PQclear(res);
-    if (removed) audit(ctl, "member.remove", a->pos[0], pid, NULL);
+    if (removed) (void)sx_ctl_audit(ctl, "member.remove", a->pos[0], pid, NULL);
     sx_json_obj_open(&ctl->w);
     sx_json_key(&ctl->w, "removed");
     sx_json_bool(&ctl->w, removed);
