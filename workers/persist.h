@@ -64,7 +64,7 @@ struct sx_persist_db {
     size_t order_cap;
     void *svcs;             /* one trace's services (struct svc) */
     size_t svcs_cap;
-    struct sx_buf post;     /* after COMMIT: PFADDs and live entries (persist_errors.c) */
+    struct sx_buf post;     /* after COMMIT: PFADDs and live entries (persist_errors_db.c) */
     size_t npost;
     long long events;       /* error events written by the last successful write */
 };
@@ -167,7 +167,7 @@ struct sx_persist_shared {
     int acked[SX_PERSIST_NKINDS];   /* entries acknowledged since the last trim, by kind */
     long long rows[SX_PERSIST_NKINDS], batches, dead_letters;
     long long error_events;         /* error events written since the last stats line */
-    void *touched;                  /* issues whose user HLL grew since the last flush (persist_errors.c) */
+    void *touched;                  /* issues whose user HLL grew since the last flush (persist_errors_db.c) */
     size_t ntouched, touched_cap;
 };
 
@@ -208,7 +208,7 @@ void sx_persist_batch_add_ev(struct sx_persist_batch *b, const char *id, size_t 
 int sx_persist_dead_letter(redisContext *rc, const struct sx_persist_signal *sig, const char *id, size_t idlen,
                            const redisReply *fields, const char *why);
 
-/* ---- error events (persist_errors.c) -------------------------------------
+/* ---- error events (persist_errors.c derives, persist_errors_db.c writes) --
  *
  * While the main thread encodes an entry's rows it derives the entry's error
  * events (span events named "exception", log records with exception.*
@@ -220,7 +220,7 @@ int sx_persist_dead_letter(redisContext *rc, const struct sx_persist_signal *sig
  * issues on the project's live stream. */
 
 /* The error events of one batch: COPY text rows of err_stage (see
- * persist_errors.c), the UTC days of their times, and their count. Owned by
+ * persist_errors_db.c), the UTC days of their times, and their count. Owned by
  * the batch. */
 struct sx_persist_errs {
     struct sx_buf copy;
