@@ -94,6 +94,7 @@
 #include "config.h"
 #include "entry.h"
 #include "json.h"
+#include "ledger.h"
 #include "log.h"
 #include "otlp.h"
 #include "pg.h"
@@ -259,6 +260,8 @@ struct rollup {
     size_t mrows_cap;
     size_t *idx;             /* scratch: row order */
     size_t idx_cap;
+    struct sx_ledger_item *litems; /* scratch: the batch's ledger rows */
+    size_t litems_cap;
     struct raw *raw;
     size_t raw_n, raw_cap;
     struct cumchange *cum;
@@ -1520,77 +1523,23 @@ static void raw_expire(struct rollup *R)
     }
 }
 
-static int ent_hash_cmp(const void *a, const void *b, void *arg)
-{
-    const struct ent *e = arg;
-    size_t x = *(const size_t *)a, y = *(const size_t *)b;
-    int c = memcmp(e[x].hash, e[y].hash, HASH_LEN);
-    return c ? c : (x < y ? -1 : x > y);
-}
-
 /* Inserts the ledger rows of every entry of the batch with one statement
- * (keys in one order: two instances never deadlock on them) and sets fresh
- * on the entries whose row is new (of equal keys, the first in the
- * stream). Returns the number of entries not fresh, or SX_ERR. */
+ * (lib/ledger.h: keys in one order, two instances never deadlock on them)
+ * and sets fresh on the entries whose row is new (of equal keys, the first
+ * in the stream). Returns the number of entries not fresh, or SX_ERR. */
 static long long ledger(struct rollup *R)
 {
-    static const char hexd[] = "0123456789abcdef";
-    size_t nv = R->ents_n, fresh = 0, nk = 0;
-    if (R->idx_cap < nv) {
-        R->idx_cap = nv;
-        R->idx = xrealloc(R->idx, R->idx_cap * sizeof(*R->idx));
+    size_t nv = R->ents_n;
+    if (R->litems_cap < nv) {
+        R->litems_cap = nv;
+        R->litems = xrealloc(R->litems, R->litems_cap * sizeof(*R->litems));
     }
-    size_t *order = R->idx;
-    for (size_t i = 0; i < nv; i++) order[i] = i, R->ents[i].fresh = 0;
-    qsort_r(order, nv, sizeof(*order), ent_hash_cmp, R->ents);
-    struct sx_buf *b = &R->copy;
-    sx_buf_reset(b);
-    int ok = sx_buf_putc(b, '{') == SX_OK;
-    for (size_t k = 0; k < nv; k++) {
-        const struct ent *e = &R->ents[order[k]];
-        char hex[2 * HASH_LEN + 1];
-        if (k && memcmp(e->hash, R->ents[order[k - 1]].hash, HASH_LEN) == 0) continue;
-        hex16(e->hash, hex);
-        ok &= sx_buf_printf(b, "%s%s", nk++ ? "," : "", hex) == SX_OK;
-    }
-    size_t ids = b->len + 2;
-    ok &= sx_buf_putc(b, '}') == SX_OK && sx_buf_putc(b, '\0') == SX_OK && sx_buf_putc(b, '{') == SX_OK;
-    nk = 0;
-    for (size_t k = 0; k < nv; k++) {
-        const struct ent *e = &R->ents[order[k]];
-        if (k && memcmp(e->hash, R->ents[order[k - 1]].hash, HASH_LEN) == 0) continue;
-        ok &= sx_buf_printf(b, "%s\"%.*s\"", nk++ ? "," : "", (int)SX_MIN(e->idlen, (size_t)63), e->id) == SX_OK;
-    }
-    ok &= sx_buf_putc(b, '}') == SX_OK && sx_buf_putc(b, '\0') == SX_OK;
-    if (!ok) return SX_ERR;
-    const char *params[3] = {LEDGER_STREAM, b->data, b->data + ids};
-    PGresult *res = sx_pg_query(R->pg,
-                                "INSERT INTO persist_ledger (stream, entry_hash, entry_id) "
-                                "SELECT $1, decode(u.h, 'hex'), u.i FROM unnest($2::text[], $3::text[]) AS u(h, i) "
-                                "ORDER BY u.h ON CONFLICT DO NOTHING RETURNING encode(entry_hash, 'hex')",
-                                3, params, "persist_ledger insert");
-    if (!res) return SX_ERR;
-    for (int row = 0; row < PQntuples(res); row++) {
-        const char *hx = PQgetvalue(res, row, 0);
-        uint8_t h[HASH_LEN];
-        if (strlen(hx) != 2 * HASH_LEN) continue;
-        for (int j = 0; j < HASH_LEN; j++) {
-            unsigned hi = (unsigned)(strchr(hexd, hx[2 * j]) - hexd), lo = (unsigned)(strchr(hexd, hx[2 * j + 1]) - hexd);
-            h[j] = (uint8_t)(hi << 4 | lo);
-        }
-        size_t lo = 0, hi = nv; /* the first entry with this key */
-        while (lo < hi) {
-            size_t mid = lo + (hi - lo) / 2;
-            if (memcmp(R->ents[order[mid]].hash, h, HASH_LEN) < 0) lo = mid + 1;
-            else hi = mid;
-        }
-        if (lo < nv && memcmp(R->ents[order[lo]].hash, h, HASH_LEN) == 0 && !R->ents[order[lo]].fresh) {
-            R->ents[order[lo]].fresh = 1;
-            fresh++;
-        }
-    }
-    PQclear(res);
-    return (long long)(nv - fresh);
+    for (size_t i = 0; i < nv; i++)
+        R->litems[i] = (struct sx_ledger_item){R->ents[i].hash, R->ents[i].id, R->ents[i].idlen, 0};
+    long long dup = sx_ledger_insert(R->pg, LEDGER_STREAM, R->litems, nv, &R->copy);
+    if (dup < 0) return SX_ERR;
+    for (size_t i = 0; i < nv; i++) R->ents[i].fresh = R->litems[i].fresh;
+    return dup;
 }
 
 /* Drops the observations of entries that are not fresh (applied before). */

@@ -53,6 +53,7 @@
 #include "buf.h"
 #include "copyrow.h"
 #include "entry.h"
+#include "ledger.h"
 #include "log.h"
 #include "otlp.h"
 #include "pg.h"
@@ -193,7 +194,9 @@ struct red {
     size_t *pend;            /* records waiting for a Redis reply */
     size_t pend_cap;
     char *norm;              /* STATEMENT_MAX + 1 */
-    struct sx_buf copy, keys, ids;
+    struct sx_ledger_item *litems; /* scratch: the valid entries' ledger rows */
+    size_t litems_cap;
+    struct sx_buf copy, keys;       /* keys: the ledger's array parameters */
     long long st_spans, st_entries, st_batches, st_dup, st_dead, st_rows;
     double st_db_ms;
     int64_t next_claim_ns, next_trim_ns, next_stats_ns, st_cpu_ns;
@@ -724,11 +727,6 @@ static const char session_sql[] =
     "CREATE TEMP TABLE IF NOT EXISTS edges_stage (LIKE edges_1m) ON COMMIT DELETE ROWS; "
     "CREATE TEMP TABLE IF NOT EXISTS db_stage (LIKE db_statements_1m) ON COMMIT DELETE ROWS";
 
-static const char ledger_sql[] =
-    "INSERT INTO persist_ledger (stream, entry_hash, entry_id) "
-    "SELECT $1, decode(u.h, 'hex'), u.i FROM unnest($2::text[], $3::text[]) AS u(h, i) ORDER BY u.h "
-    "ON CONFLICT DO NOTHING RETURNING encode(entry_hash, 'hex')";
-
 #define ADD_BUCKETS(t) \
     "dur_buckets = ARRAY(SELECT COALESCE(a, 0) + COALESCE(b, 0) FROM unnest(" t ".dur_buckets, " \
     "EXCLUDED.dur_buckets) WITH ORDINALITY AS u(a, b, o) ORDER BY o)"
@@ -866,74 +864,27 @@ static int write_table(struct red *R, int type, const char *stage, const char *u
     return SX_OK;
 }
 
-static int ent_hash_cmp(const void *a, const void *b, void *arg)
-{
-    const struct ent *e = arg;
-    size_t x = *(const size_t *)a, y = *(const size_t *)b;
-    int c = memcmp(e[x].hash, e[y].hash, HASH_LEN);
-    return c ? c : (x < y ? -1 : x > y);
-}
-
-/* Inserts the ledger rows of the valid entries and sets fresh on the new
- * ones (of equal keys, the first). Returns the number of valid entries
- * that are not fresh, or SX_ERR. */
+/* Inserts the ledger rows of the valid entries (lib/ledger.h) and sets
+ * fresh on the new ones (of equal keys, the first). Returns the number of
+ * valid entries that are not fresh, or SX_ERR. Stream ids are at most 41
+ * bytes: the 63-byte cap of the ledger's entry_id never cuts one. */
 static long long ledger(struct red *R)
 {
-    size_t *order = (size_t *)R->index; /* scratch: the index is not needed any more */
-    size_t nv = 0, valid = 0, fresh = 0;
-    static const char hexd[] = "0123456789abcdef";
-    if (R->nents > R->index_cap) {
-        R->index_cap = R->nents;
-        R->index = xrealloc(R->index, R->index_cap * sizeof(*R->index));
-        order = (size_t *)R->index;
+    size_t nv = 0;
+    if (R->nents > R->litems_cap) {
+        R->litems_cap = R->nents;
+        R->litems = xrealloc(R->litems, R->litems_cap * sizeof(*R->litems));
     }
     for (size_t i = 0; i < R->nents; i++) {
         R->ents[i].fresh = 0;
-        if (R->ents[i].valid) order[nv++] = i;
+        if (R->ents[i].valid) R->litems[nv++] = (struct sx_ledger_item){R->ents[i].hash, R->ents[i].id, R->ents[i].idlen, 0};
     }
-    valid = nv;
     if (!nv) return 0;
-    qsort_r(order, nv, sizeof(*order), ent_hash_cmp, R->ents);
-    sx_buf_reset(&R->keys);
-    sx_buf_reset(&R->ids);
-    int ok = sx_buf_putc(&R->keys, '{') == SX_OK && sx_buf_putc(&R->ids, '{') == SX_OK;
-    size_t nk = 0;
-    for (size_t k = 0; k < nv && ok; k++) {
-        const struct ent *e = &R->ents[order[k]];
-        if (k && memcmp(e->hash, R->ents[order[k - 1]].hash, HASH_LEN) == 0) continue;
-        char hex[2 * HASH_LEN];
-        for (int j = 0; j < HASH_LEN; j++) hex[2 * j] = hexd[e->hash[j] >> 4], hex[2 * j + 1] = hexd[e->hash[j] & 15];
-        if (nk++) ok &= sx_buf_putc(&R->keys, ',') == SX_OK && sx_buf_putc(&R->ids, ',') == SX_OK;
-        ok &= sx_buf_append(&R->keys, hex, sizeof(hex)) == SX_OK;
-        ok &= sx_buf_putc(&R->ids, '"') == SX_OK && sx_buf_append(&R->ids, e->id, e->idlen) == SX_OK &&
-              sx_buf_putc(&R->ids, '"') == SX_OK;
-    }
-    ok &= sx_buf_putc(&R->keys, '}') == SX_OK && sx_buf_putc(&R->ids, '}') == SX_OK;
-    if (!ok) return SX_ERR;
-    const char *params[3] = {LEDGER_STREAM, R->keys.data, R->ids.data};
-    PGresult *res = sx_pg_query(R->pg, ledger_sql, 3, params, "INSERT persist_ledger");
-    if (!res) return SX_ERR;
-    for (int row = 0; row < PQntuples(res); row++) {
-        const char *hx = PQgetvalue(res, row, 0);
-        uint8_t h[HASH_LEN];
-        if (strlen(hx) != 2 * HASH_LEN) continue;
-        for (int j = 0; j < HASH_LEN; j++) {
-            unsigned hi = (unsigned)(strchr(hexd, hx[2 * j]) - hexd), lo = (unsigned)(strchr(hexd, hx[2 * j + 1]) - hexd);
-            h[j] = (uint8_t)(hi << 4 | lo);
-        }
-        size_t lo = 0, hi = nv; /* the first entry with this key */
-        while (lo < hi) {
-            size_t mid = lo + (hi - lo) / 2;
-            if (memcmp(R->ents[order[mid]].hash, h, HASH_LEN) < 0) lo = mid + 1;
-            else hi = mid;
-        }
-        if (lo < nv && memcmp(R->ents[order[lo]].hash, h, HASH_LEN) == 0 && !R->ents[order[lo]].fresh) {
-            R->ents[order[lo]].fresh = 1;
-            fresh++;
-        }
-    }
-    PQclear(res);
-    return (long long)(valid - fresh);
+    long long dup = sx_ledger_insert(R->pg, LEDGER_STREAM, R->litems, nv, &R->keys);
+    if (dup < 0) return SX_ERR;
+    for (size_t i = 0, k = 0; i < R->nents; i++)
+        if (R->ents[i].valid) R->ents[i].fresh = R->litems[k++].fresh;
+    return dup;
 }
 
 /* Step 4 of the design note. SX_ERR after a rollback. */
@@ -1165,11 +1116,11 @@ static void red_free(struct red *R)
     sx_arena_destroy(R->strs);
     sx_buf_term(&R->copy);
     sx_buf_term(&R->keys);
-    sx_buf_term(&R->ids);
     free(R->itab);
     free(R->ents);
     free(R->recs);
     free(R->index);
+    free(R->litems);
     free(R->aggs);
     free(R->pend);
     free(R->norm);
@@ -1208,8 +1159,7 @@ int sx_rollup_red_start(const struct sx_config *cfg, const char *instance)
     R->strs = sx_arena_create(ENTRY_ARENA_CHUNK, STR_ARENA_MAX);
     R->norm = sx_xmalloc(STATEMENT_MAX + 1);
     sx_buf_init(&R->copy, COPY_MAX);
-    sx_buf_init(&R->keys, (size_t)1 << 20);
-    sx_buf_init(&R->ids, (size_t)1 << 20);
+    sx_buf_init(&R->keys, (size_t)2 << 20); /* hex keys and ids: the 1 MiB each they had apart */
     agg_grow(R);
     atomic_store(&red_stop, 0);
 
