@@ -176,6 +176,7 @@ int main(int argc, char **argv)
         return SX_CTL_USAGE;
     }
     sx_log_init("sextantctl", NULL, SX_LOG_WARN);
+    sx_pg_set_application_name("sextantctl");
     sx_buf_init(&ctl.out, OUT_MAX);
     sx_json_init(&ctl.w, &ctl.out);
 

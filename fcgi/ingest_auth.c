@@ -9,13 +9,14 @@
 
 #include "keys.h"
 #include "log.h"
+#include "pg.h"
 #include "redis.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define PG_CONNECT_TIMEOUT "2"           /* seconds; a dead database must not hold a worker */
+#define PG_CONNECT_TIMEOUT 2             /* seconds; a dead database must not hold a worker */
 #define PG_STATEMENT_TIMEOUT "SET statement_timeout = 2000"
 
 static const char key_sql[] =
@@ -33,8 +34,8 @@ const char *sx_ingest_one_line(const char *msg, char *buf, size_t len)
     return buf;
 }
 
-/* Opens *pg when absent or broken. The conninfo string is expanded and a
- * short connect_timeout added after it (later keywords win in libpq). */
+/* Opens *pg when absent or broken, with a short connect_timeout (it
+ * overrides one in the conninfo). */
 int sx_ingest_pg_open(PGconn **pg, const struct sx_config *c, const char *reqid)
 {
     char tmp[512];
@@ -42,16 +43,9 @@ int sx_ingest_pg_open(PGconn **pg, const struct sx_config *c, const char *reqid)
     PQfinish(*pg);
     *pg = NULL;
 
-    const char *const keys[] = {"dbname", "connect_timeout", NULL};
-    const char *const vals[] = {c->pg_conninfo, PG_CONNECT_TIMEOUT, NULL};
-    PGconn *conn = PQconnectdbParams(keys, vals, 1);
+    PGconn *conn = sx_pg_connect_timeout(c->pg_conninfo, PG_CONNECT_TIMEOUT, tmp, sizeof(tmp));
     if (!conn) {
-        sx_rwarn(reqid, "PQconnectdbParams failed: out of memory");
-        return SX_ERR;
-    }
-    if (PQstatus(conn) != CONNECTION_OK) {
-        sx_rwarn(reqid, "PQconnectdbParams failed: %s", sx_ingest_one_line(PQerrorMessage(conn), tmp, sizeof(tmp)));
-        PQfinish(conn);
+        sx_rwarn(reqid, "%s", tmp);
         return SX_ERR;
     }
     PGresult *res = PQexec(conn, PG_STATEMENT_TIMEOUT);

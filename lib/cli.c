@@ -2,7 +2,9 @@
 #include "cli.h"
 
 #include "log.h"
+#include "pg.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,6 +43,21 @@ static int apply_set(struct sx_config *cfg, const char *set)
         return SX_ERR;
     }
     return SX_OK;
+}
+
+/* Each program connects to PostgreSQL as its own login: "sextant-api" uses
+ * api_pg_conninfo when set, and names its connections "sextant-api" (or
+ * "sextant-api@INSTANCE") in pg_stat_activity. */
+static void select_pg(const struct sx_cli *cli, struct sx_config *cfg)
+{
+    static const char prefix[] = "sextant-";
+    char app[64];
+    const char *p = cli->program;
+    if (strncmp(p, prefix, sizeof(prefix) - 1) == 0) p += sizeof(prefix) - 1;
+    sx_config_select_pg(cfg, p);
+    if (cli->instance) snprintf(app, sizeof(app), "%s@%s", cli->program, cli->instance);
+    else snprintf(app, sizeof(app), "%s", cli->program);
+    sx_pg_set_application_name(app);
 }
 
 int sx_cli_parse(struct sx_cli *cli, int argc, char **argv, struct sx_config *cfg, void (*usage)(FILE *f))
@@ -92,6 +109,7 @@ int sx_cli_parse(struct sx_cli *cli, int argc, char **argv, struct sx_config *cf
     }
     for (int i = 0; i < nsets; i++)
         if (apply_set(cfg, sets[i]) != SX_OK) goto out;
+    select_pg(cli, cfg);
     rc = -1;
 out:
     free(sets);

@@ -1,6 +1,8 @@
 /* config.c: settings table, parser and documentation generator. */
 #include "config.h"
 
+#include "pg.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -30,7 +32,11 @@ static const struct conf_def defs[] = {
     STR(redis_host, "127.0.0.1", "Redis host"),
     INT(redis_port, "6379", 1, 65535, "Redis TCP port"),
     STR(redis_prefix, "sx", "prefix of every Redis key Sextant uses"),
-    STR(pg_conninfo, "dbname=sextant", "libpq connection string of the PostgreSQL database"),
+    STR(pg_conninfo, "dbname=sextant", "libpq connection string of the PostgreSQL database (sextantctl, and every program without its own *_pg_conninfo)"),
+    STR(ingest_pg_conninfo, "", "libpq connection string of sextant-ingest (its own login, e.g. user=sextant_ingest); empty: pg_conninfo"),
+    STR(api_pg_conninfo, "", "libpq connection string of sextant-api (its own login, e.g. user=sextant_api); empty: pg_conninfo"),
+    STR(persist_pg_conninfo, "", "libpq connection string of sextant-persist (its own login, e.g. user=sextant_persist); empty: pg_conninfo"),
+    STR(rollup_pg_conninfo, "", "libpq connection string of sextant-rollup (its own login, e.g. user=sextant_rollup); empty: pg_conninfo"),
     STR(ingest_listen, "/run/sextant/ingest.sock", "sextant-ingest FastCGI socket: a unix path or host:port"),
     INT(ingest_threads, "8", 1, 256, "sextant-ingest worker threads (at least nginx's upstream keepalive)"),
     SIZE(max_body_bytes, "8m", 1024, 1LL << 30, "largest request body as received (compressed); over it: 413"),
@@ -103,6 +109,30 @@ static int parse_number(const char *s, int is_size, long long *out)
     return SX_OK;
 }
 
+/* Settings named "pg_conninfo" or "<program>_pg_conninfo". */
+static int is_conninfo(const char *name)
+{
+    size_t n = strlen(name), k = sizeof("pg_conninfo") - 1;
+    return n >= k && strcmp(name + n - k, "pg_conninfo") == 0;
+}
+
+/* A connection string libpq cannot parse fails at startup, not at the first
+ * connection attempt deep inside a worker. */
+static int check_conninfo(const char *name, const char *value, char *err, size_t errlen)
+{
+    char *msg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(value, &msg);
+    if (!opts) {
+        char one[256];
+        snprintf(err, errlen, "%s: not a libpq connection string: %s", name,
+                 sx_pg_one_line(msg ? msg : "out of memory", one, sizeof(one)));
+        PQfreemem(msg);
+        return SX_ERR;
+    }
+    PQconninfoFree(opts);
+    return SX_OK;
+}
+
 static int apply(struct sx_config *c, const struct conf_def *d, const char *value, char *err, size_t errlen)
 {
     char *base = (char *)c + d->offset;
@@ -112,6 +142,7 @@ static int apply(struct sx_config *c, const struct conf_def *d, const char *valu
             snprintf(err, errlen, "%s: value longer than %zu bytes", d->name, d->size - 1);
             return SX_ERR;
         }
+        if (n && is_conninfo(d->name) && check_conninfo(d->name, value, err, errlen) != SX_OK) return SX_ERR;
         memcpy(base, value, n + 1);
         if (strcmp(d->name, "log_level") == 0 && n && strcmp(value, "debug") && strcmp(value, "info") &&
             strcmp(value, "warn") && strcmp(value, "error")) {
@@ -200,6 +231,19 @@ int sx_config_load(struct sx_config *c, const char *path, int required, char *er
     }
     fclose(f);
     return rc;
+}
+
+int sx_config_select_pg(struct sx_config *c, const char *program)
+{
+    char name[64];
+    int n = snprintf(name, sizeof(name), "%s_pg_conninfo", program);
+    if (n < 0 || (size_t)n >= sizeof(name)) return 0;
+    const struct conf_def *d = find_def(name);
+    if (!d || d->type != CONF_STR) return 0;
+    const char *own = (const char *)c + d->offset;
+    if (!*own) return 0;
+    snprintf(c->pg_conninfo, sizeof(c->pg_conninfo), "%s", own);
+    return 1;
 }
 
 void sx_config_default_path(char *out, size_t outlen)

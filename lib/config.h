@@ -20,7 +20,11 @@ struct sx_config {
     char redis_host[SX_CONF_STR_MAX];
     long long redis_port;
     char redis_prefix[64];              /* every Redis key starts with this */
-    char pg_conninfo[SX_CONF_STR_MAX];  /* libpq connection string */
+    char pg_conninfo[SX_CONF_STR_MAX];  /* libpq connection string; per program after sx_config_select_pg */
+    char ingest_pg_conninfo[SX_CONF_STR_MAX];  /* "": pg_conninfo (each program its own login) */
+    char api_pg_conninfo[SX_CONF_STR_MAX];
+    char persist_pg_conninfo[SX_CONF_STR_MAX];
+    char rollup_pg_conninfo[SX_CONF_STR_MAX];
     /* sextant-ingest */
     char ingest_listen[SX_CONF_STR_MAX]; /* unix socket path or host:port */
     long long ingest_threads;
@@ -76,6 +80,14 @@ int sx_config_load(struct sx_config *c, const char *path, int required, char *er
 /* Sets one setting by name from text (also used for --set name=value);
  * SX_ERR with a message in err when unknown or out of bounds. */
 int sx_config_set(struct sx_config *c, const char *name, const char *value, char *err, size_t errlen);
+
+/* Makes pg_conninfo the connection string of one program: the value of
+ * "<program>_pg_conninfo" (program "ingest", "api", "persist", "rollup")
+ * when that setting exists and is not empty; otherwise pg_conninfo stays as
+ * it is (sextantctl and programs without their own setting). Call once after
+ * loading, before connecting. Returns 1 when the program's own setting was
+ * used, 0 otherwise. */
+int sx_config_select_pg(struct sx_config *c, const char *program);
 
 /* The config path programs use when none is given: $SEXTANT_CONFIG, else
  * $SEXTANT_HOME/sextant.conf, else ./var/sextant.conf. Written into out. */
