@@ -28,6 +28,7 @@ shopt -u patsub_replacement 2>/dev/null || true # '&' in ${v//x/y} replacements 
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SERVICES=(postgres redis nginx ingest api persist rollup)
+PG_LOGINS=(ingest api persist rollup) # login role sextant_NAME in group sextant_NAME_role (sql/016)
 PG_PORT=5432
 
 H=$(realpath -m "${SEXTANT_HOME:-$REPO/var}")
@@ -228,7 +229,7 @@ plan_layout() {
 conf_value() { awk -v k="$1" '$1 == k { v = $2 } END { print v }' "$CONF"; }
 
 write_config() {
-    local tmp=$CONF.tmp
+    local tmp=$CONF.tmp r
     {
         printf '# sextant.conf of the local stack: rewritten by scripts/stack.sh on every up.\n'
         printf '# Put your own settings in %s/extra.conf (appended below).\n' "$H"
@@ -236,6 +237,10 @@ write_config() {
         printf 'redis_socket %s/redis.sock\n' "$SOCK_DIR"
         printf 'redis_prefix sx\n'
         printf 'pg_conninfo host=%s port=%s dbname=sextant user=postgres\n' "$PG_SOCK" "$PG_PORT"
+        # Each program logs in as its own role (made by make_roles), as in production.
+        for r in "${PG_LOGINS[@]}"; do
+            printf '%s_pg_conninfo host=%s port=%s dbname=sextant user=sextant_%s\n' "$r" "$PG_SOCK" "$PG_PORT" "$r"
+        done
         printf 'ingest_listen %s/ingest.sock\n' "$SOCK_DIR"
         printf 'api_listen %s/api.sock\n' "$SOCK_DIR"
         printf 'ingest_threads 8\n'
@@ -483,6 +488,24 @@ migrate() {
         { show_logs "$LOG/sextantctl.log"; die "sextantctl migrate failed (see $LOG/sextantctl.log)"; }
 }
 
+# The programs' PostgreSQL logins (sql/016_service_roles.sql, README "Database roles"):
+# sextant_NAME, a member of sextant_NAME_role; the two writers COPY into tables with
+# row-level security, which needs BYPASSRLS. Idempotent; runs after migrate (the group
+# roles come from it). Local trust authentication: no passwords.
+make_roles() {
+    local sql="" r attrs
+    for r in "${PG_LOGINS[@]}"; do
+        attrs="LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE"
+        [[ $r == persist || $r == rollup ]] && attrs+=" BYPASSRLS" || attrs+=" NOBYPASSRLS"
+        sql+="DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'sextant_$r') THEN "
+        sql+="CREATE ROLE sextant_$r; END IF; END \$\$; ALTER ROLE sextant_$r $attrs; "
+        sql+="GRANT sextant_${r}_role TO sextant_$r; "
+    done
+    "$(pg_bindir)/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK" -p "$PG_PORT" -U postgres -d sextant -c "$sql" \
+        </dev/null >>"$LOG/sextantctl.log" 2>&1 9>&- ||
+        { show_logs "$LOG/sextantctl.log"; die "creating the programs' PostgreSQL roles failed (see $LOG/sextantctl.log)"; }
+}
+
 # json_field NAME: the value of "NAME" in the JSON object on stdin (string or number).
 json_field() {
     sed -n 's/.*"'"$1"'"[[:space:]]*:[[:space:]]*"\{0,1\}\([^",}]*\).*/\1/p' | head -n 1
@@ -674,6 +697,7 @@ cmd_up() {
     start_redis
     start_nginx
     migrate
+    make_roles
     start_ingest
     start_api
     start_persist
