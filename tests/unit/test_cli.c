@@ -66,11 +66,58 @@ static void test_errors_and_help(void **state)
     assert_int_equal(rc, 0);
 }
 
+/* Each daemon takes its own <program>_pg_conninfo; the rest keep pg_conninfo. */
+static void test_pg_conninfo_per_program(void **state)
+{
+    (void)state;
+    struct sx_config cfg;
+    struct sx_cli api = {.program = "sextant-api"};
+    char *argv[] = {"sextant-api", "--config", "/dev/null", "--set", "pg_conninfo=dbname=sx user=owner",
+                    "--set", "api_pg_conninfo=dbname=sx user=sextant_api", NULL};
+    assert_int_equal(sx_cli_parse(&api, 7, argv, &cfg, usage_text), -1);
+    assert_string_equal(cfg.pg_conninfo, "dbname=sx user=sextant_api");
+
+    struct sx_cli persist = {.program = "sextant-persist"}; /* its own setting empty: pg_conninfo */
+    assert_int_equal(sx_cli_parse(&persist, 7, argv, &cfg, usage_text), -1);
+    assert_string_equal(cfg.pg_conninfo, "dbname=sx user=owner");
+
+    struct sx_cli other = {.program = "sextant-sse"}; /* no such setting: pg_conninfo */
+    assert_int_equal(sx_cli_parse(&other, 7, argv, &cfg, usage_text), -1);
+    assert_string_equal(cfg.pg_conninfo, "dbname=sx user=owner");
+
+    /* URIs are connection strings too. */
+    char err[256];
+    sx_config_defaults(&cfg);
+    assert_int_equal(sx_config_set(&cfg, "rollup_pg_conninfo", "postgresql://sextant_rollup@/sextant?host=/run/pg",
+                                   err, sizeof(err)), SX_OK);
+    assert_int_equal(sx_config_select_pg(&cfg, "rollup"), 1);
+    assert_string_equal(cfg.pg_conninfo, "postgresql://sextant_rollup@/sextant?host=/run/pg");
+    assert_int_equal(sx_config_select_pg(&cfg, "ingest"), 0);
+}
+
+/* A connection string libpq cannot parse fails when the config is read. */
+static void test_pg_conninfo_rejected(void **state)
+{
+    (void)state;
+    struct sx_config cfg;
+    char err[256];
+    sx_config_defaults(&cfg);
+    assert_int_equal(sx_config_set(&cfg, "persist_pg_conninfo", "user sextant_persist", err, sizeof(err)), SX_ERR);
+    assert_non_null(strstr(err, "persist_pg_conninfo: not a libpq connection string"));
+    assert_null(strchr(err, '\n'));
+    assert_int_equal(sx_config_set(&cfg, "pg_conninfo", "dbname='unterminated", err, sizeof(err)), SX_ERR);
+    assert_int_equal(sx_config_set(&cfg, "api_pg_conninfo", "bogus_keyword=1", err, sizeof(err)), SX_ERR);
+    assert_string_equal(cfg.api_pg_conninfo, ""); /* unchanged */
+    assert_int_equal(sx_config_set(&cfg, "api_pg_conninfo", "", err, sizeof(err)), SX_OK);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sets_extra_and_instance),
         cmocka_unit_test(test_errors_and_help),
+        cmocka_unit_test(test_pg_conninfo_per_program),
+        cmocka_unit_test(test_pg_conninfo_rejected),
     };
     return cmocka_run_group_tests_name("cli", tests, NULL, NULL);
 }
