@@ -111,6 +111,8 @@ static void usage(FILE *f)
             "                                           given); ends the user's sessions\n"
             "  user token EMAIL [--name N] [--expires-days D]  new personal access token\n"
             "  user list\n"
+            "  user disable EMAIL | user enable EMAIL   a disabled user cannot log in; sessions end,\n"
+            "                                           personal tokens answer 401 until enabled\n"
             "  member add --project P EMAIL ROLE        give a user a role (owner, admin, member, viewer)\n"
             "  member remove --project P EMAIL\n"
             "  member list --project P\n"

@@ -109,6 +109,16 @@ static int user_id(struct sx_ctl *ctl, const char *email, char id[24])
     return rc;
 }
 
+/* Opens the answer object of a command about one user: {"id","email", ... */
+static void user_json_open(struct sx_ctl *ctl, const char *id, const char *email)
+{
+    sx_json_obj_open(&ctl->w);
+    sx_json_key(&ctl->w, "id");
+    sx_json_int(&ctl->w, strtoll(id, NULL, 10));
+    sx_json_key(&ctl->w, "email");
+    sx_json_strz(&ctl->w, email);
+}
+
 static int user_create(struct sx_ctl *ctl, int argc, char **argv)
 {
     struct args a;
@@ -176,11 +186,7 @@ static int user_passwd(struct sx_ctl *ctl, int argc, char **argv)
     char details[64];
     snprintf(details, sizeof(details), "{\"sessionsRevoked\":%d}", revoked);
     (void)sx_ctl_audit(ctl, "user.passwd", a.pos[0], NULL, details);
-    sx_json_obj_open(&ctl->w);
-    sx_json_key(&ctl->w, "id");
-    sx_json_int(&ctl->w, strtoll(id, NULL, 10));
-    sx_json_key(&ctl->w, "email");
-    sx_json_strz(&ctl->w, a.pos[0]);
+    user_json_open(ctl, id, a.pos[0]);
     sx_json_key(&ctl->w, "password");
     sx_json_strz(&ctl->w, gen ? pw : NULL);
     sx_json_key(&ctl->w, "sessionsRevoked");
@@ -233,6 +239,47 @@ static int user_token(struct sx_ctl *ctl, int argc, char **argv)
     return SX_CTL_OK;
 }
 
+/* user disable|enable EMAIL. Disabling sets disabled_at (the API then
+ * refuses the user's login, sessions and personal tokens: 401) and revokes
+ * their sessions in the same statement, so enabling again never brings a
+ * browser session back; personal tokens work again after enable. */
+static int user_disable(struct sx_ctl *ctl, int argc, char **argv, int disable)
+{
+    struct args a;
+    char id[24];
+    if (parse_args(argc - 2, argv + 2, &a) != SX_OK || a.npos != 1 || a.project || a.expires || a.name || a.admin ||
+        a.pw_stdin) {
+        sx_ctl_err("usage: user %s EMAIL", disable ? "disable" : "enable");
+        return SX_CTL_USAGE;
+    }
+    if (user_id(ctl, a.pos[0], id) != SX_OK) return SX_CTL_FAIL;
+    const char *params[1] = {id};
+    PGresult *res = sx_ctl_query(ctl,
+                                 disable ? "WITH u AS (UPDATE users SET disabled_at = COALESCE(disabled_at, now()), "
+                                           "updated_at = now() WHERE id = $1::int) "
+                                           "UPDATE sessions SET revoked_at = now() WHERE user_id = $1::int "
+                                           "AND revoked_at IS NULL AND expires_at > now() RETURNING id"
+                                         : "UPDATE users SET disabled_at = NULL, updated_at = now() WHERE id = $1::int "
+                                           "AND disabled_at IS NOT NULL RETURNING NULL",
+                                 1, params, disable ? "disable user" : "enable user");
+    if (!res) return SX_CTL_FAIL;
+    int n = PQntuples(res); /* sessions revoked, or 1 when an enable changed something */
+    PQclear(res);
+    char details[64];
+    if (disable) snprintf(details, sizeof(details), "{\"sessionsRevoked\":%d}", n);
+    else snprintf(details, sizeof(details), "{\"wasDisabled\":%s}", n ? "true" : "false");
+    (void)sx_ctl_audit(ctl, disable ? "user.disable" : "user.enable", a.pos[0], NULL, details);
+    user_json_open(ctl, id, a.pos[0]);
+    sx_json_key(&ctl->w, "disabled");
+    sx_json_bool(&ctl->w, disable);
+    if (disable) {
+        sx_json_key(&ctl->w, "sessionsRevoked");
+        sx_json_int(&ctl->w, n);
+    }
+    sx_json_obj_close(&ctl->w);
+    return SX_CTL_OK;
+}
+
 static int user_list(struct sx_ctl *ctl, int argc, char **argv)
 {
     SX_UNUSED(argv);
@@ -270,8 +317,11 @@ int sx_ctl_user(struct sx_ctl *ctl, int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "passwd") == 0) return user_passwd(ctl, argc, argv);
     if (argc >= 2 && strcmp(argv[1], "token") == 0) return user_token(ctl, argc, argv);
     if (argc >= 2 && strcmp(argv[1], "list") == 0) return user_list(ctl, argc, argv);
+    if (argc >= 2 && strcmp(argv[1], "disable") == 0) return user_disable(ctl, argc, argv, 1);
+    if (argc >= 2 && strcmp(argv[1], "enable") == 0) return user_disable(ctl, argc, argv, 0);
     sx_ctl_err("usage: user create EMAIL [--name NAME] [--admin] [--password-stdin] | user passwd EMAIL "
-               "[--password-stdin] | user token EMAIL [--name NAME] [--expires-days D] | user list");
+               "[--password-stdin] | user token EMAIL [--name NAME] [--expires-days D] | user list | "
+               "user disable EMAIL | user enable EMAIL");
     return SX_CTL_USAGE;
 }
 
