@@ -23,6 +23,9 @@
 # tls/. Unix socket paths must stay under 107 bytes, so sockets move to /tmp/sx-<hash>
 # when run/ is too deep. As root, PostgreSQL runs as the postgres user; when that user
 # cannot reach data/, its data dir and socket move to /tmp/sx-<hash> too.
+# PostgreSQL logins: sextantctl and psql use pg_conninfo (the tables' owner); each program
+# logs in as its own role sextant_{ingest,api,persist,rollup} (made after migrate, see
+# make_roles and README "Database roles") through <program>_pg_conninfo.
 set -euo pipefail
 shopt -u patsub_replacement 2>/dev/null || true # '&' in ${v//x/y} replacements stays literal
 
