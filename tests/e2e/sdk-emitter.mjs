@@ -15,6 +15,9 @@
 //   runTag:      value of the "sextant.e2e.run" attribute on every span
 //   baseMs:      start of the cross-service trace (unix ms); timestamps are explicit
 //   paging:      number of extra one-service traces to emit (for filters and paging)
+//   drain:       optional base64 OTLP/protobuf trace body POSTed (with the key) just before
+//                the SDK exports, e.g. to empty a rate-limit bucket with no delay between the
+//                two; its HTTP status is reported as drainStatus
 // }
 // Prints one JSON object on stdout: the ids and times it used and every
 // export's result ({label, code, error, spans}); exits 1 if any export failed.
@@ -219,12 +222,22 @@ for (let i = 0; i < (plan.paging ?? 0); i++) {
 // ---------------------------------------------------------------- export
 const firstP = order === 'backend-first' ? backend : frontend;
 const secondP = order === 'backend-first' ? frontend : backend;
+let drainStatus = null;
+if (plan.drain) {
+  const res = await fetch(`${plan.endpoint.replace(/\/+$/, '')}/v1/traces`, {
+    method: 'POST',
+    headers: { 'X-API-Key': plan.key, 'Content-Type': 'application/x-protobuf' },
+    body: Buffer.from(plan.drain, 'base64'),
+  });
+  await res.arrayBuffer();
+  drainStatus = res.status;
+}
 await firstP.provider.forceFlush();
 await secondP.provider.forceFlush();
 await frontend.provider.shutdown();
 await backend.provider.shutdown();
 
 const failed = exports.filter((e) => e.code !== 'SUCCESS');
-process.stdout.write(JSON.stringify({ plan, cross, paging, exports }) + '\n');
+process.stdout.write(JSON.stringify({ plan, cross, paging, exports, drainStatus }) + '\n');
 process.exit(failed.length ? 1 : 0);
 
