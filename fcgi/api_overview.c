@@ -46,6 +46,7 @@ struct figures {
     int id;
     long long requests, errors, services, open_issues, new_issues, log_errors;
     double lo, hi, p50, p95, p99;
+    double counts[SX_RED_NBUCKETS]; /* the window's duration buckets */
     int health;             /* enum sx_red_health; -1: unknown */
     long long *s_req, *s_err;
     double *s_p95;
@@ -111,34 +112,26 @@ static int gather(struct sx_api_req *r, const struct span *sp, const char *ids, 
         f[i].s_p95 = sx_arena_calloc(r->fr->arena, sp->nsteps, sizeof(*f[i].s_p95));
         if (!f[i].s_req || !f[i].s_err || !f[i].s_p95) return sx_api_fail(r, 500, "internal", "out of memory");
         for (size_t k = 0; k < sp->nsteps; k++) f[i].s_p95[k] = NAN;
-        f[i].p50 = f[i].p95 = f[i].p99 = NAN;
+        f[i].p50 = f[i].p95 = f[i].p99 = f[i].lo = f[i].hi = NAN;
         f[i].health = -1;
     }
     sx_api_red_sum_buckets(sb, sizeof(sb), "");
 
-    /* RED totals. */
-    snprintf(sql, sizeof(sql),
-             "SELECT project_id, sum(requests), sum(errors), min(dur_min_ms), max(dur_max_ms), "
-             "count(DISTINCT service), %s FROM red_1m WHERE project_id = ANY ($1::integer[]) "
-             "AND bucket_start_ns >= $2 AND bucket_start_ns <= $3 GROUP BY project_id",
-             sb);
-    if (!(res = sx_api_exec(r, sql, 3, params, "SELECT red_1m totals"))) return SX_ERR;
+    /* Services with RED figures. */
+    if (!(res = sx_api_exec(r,
+                            "SELECT project_id, count(DISTINCT service) FROM red_1m "
+                            "WHERE project_id = ANY ($1::integer[]) AND bucket_start_ns >= $2 AND bucket_start_ns <= $3 "
+                            "GROUP BY project_id",
+                            3, params, "SELECT red_1m services")))
+        return SX_ERR;
     for (int i = 0; i < PQntuples(res); i++) {
         struct figures *p = find(f, n, PQgetvalue(res, i, 0));
-        if (!p) continue;
-        p->requests = sx_api_col_i64(res, i, 1);
-        p->errors = sx_api_col_i64(res, i, 2);
-        p->lo = sx_api_col_dbl(res, i, 3);
-        p->hi = sx_api_col_dbl(res, i, 4);
-        p->services = sx_api_col_i64(res, i, 5);
-        sx_api_red_parse_buckets(sx_api_col_str(res, i, 6), counts);
-        p->p50 = sx_red_quantile(counts, 0.50, p->lo, p->hi);
-        p->p95 = sx_red_quantile(counts, 0.95, p->lo, p->hi);
-        p->p99 = sx_red_quantile(counts, 0.99, p->lo, p->hi);
+        if (p) p->services = sx_api_col_i64(res, i, 1);
     }
     PQclear(res);
 
-    /* RED series: one row per (project, step). */
+    /* RED series, one row per (project, step), added up into the totals
+     * here: summing the bucket arrays is most of the work, done once. */
     snprintf(sql, sizeof(sql),
              "SELECT project_id, bucket_start_ns / $4::bigint, sum(requests), sum(errors), min(dur_min_ms), "
              "max(dur_max_ms), %s FROM red_1m WHERE project_id = ANY ($1::integer[]) "
@@ -149,12 +142,23 @@ static int gather(struct sx_api_req *r, const struct span *sp, const char *ids, 
         struct figures *p = find(f, n, PQgetvalue(res, i, 0));
         int64_t k = sx_api_col_i64(res, i, 1) - sp->first;
         if (!p || k < 0 || (size_t)k >= sp->nsteps) continue;
+        double lo = sx_api_col_dbl(res, i, 4), hi = sx_api_col_dbl(res, i, 5);
         p->s_req[k] = sx_api_col_i64(res, i, 2);
         p->s_err[k] = sx_api_col_i64(res, i, 3);
         sx_api_red_parse_buckets(sx_api_col_str(res, i, 6), counts);
-        p->s_p95[k] = sx_red_quantile(counts, 0.95, sx_api_col_dbl(res, i, 4), sx_api_col_dbl(res, i, 5));
+        p->s_p95[k] = sx_red_quantile(counts, 0.95, lo, hi);
+        p->requests += p->s_req[k];
+        p->errors += p->s_err[k];
+        if (isfinite(lo) && !(p->lo <= lo)) p->lo = lo; /* NAN until the first known one */
+        if (isfinite(hi) && !(p->hi >= hi)) p->hi = hi;
+        for (int b = 0; b < SX_RED_NBUCKETS; b++) p->counts[b] += counts[b];
     }
     PQclear(res);
+    for (size_t i = 0; i < n; i++) {
+        f[i].p50 = sx_red_quantile(f[i].counts, 0.50, f[i].lo, f[i].hi);
+        f[i].p95 = sx_red_quantile(f[i].counts, 0.95, f[i].lo, f[i].hi);
+        f[i].p99 = sx_red_quantile(f[i].counts, 0.99, f[i].lo, f[i].hi);
+    }
 
     /* Issues: open now, new in the window. */
     if (!(res = sx_api_exec(r,

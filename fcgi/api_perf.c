@@ -277,7 +277,7 @@ static void period_json(struct sx_json *w, const struct sx_red_period *p)
 PGresult *sx_api_perf_health_rows(struct sx_api_req *r, const char *projects, size_t nprojects, int64_t window,
                                   const char *service, int64_t *recent_from, int64_t *base_from)
 {
-    char recent_s[24], base_s[24], now_s[24], lim_s[24], sbr[4096], sbb[4096], sql[12288];
+    char recent_s[24], base_s[24], now_s[24], lim_s[24], sb[4096], sub[2][5120], sql[12288];
     int64_t recent = r->now_ns - window;
     recent -= ((recent % MINUTE_NS) + MINUTE_NS) % MINUTE_NS;
     *recent_from = recent;
@@ -286,22 +286,25 @@ PGresult *sx_api_perf_health_rows(struct sx_api_req *r, const char *projects, si
     snprintf(base_s, sizeof(base_s), "%lld", (long long)*base_from);
     snprintf(now_s, sizeof(now_s), "%lld", (long long)r->now_ns);
     snprintf(lim_s, sizeof(lim_s), "%lld", (long long)MAX_ENDPOINTS * (long long)SX_MAX(nprojects, 1));
-    sx_api_red_sum_buckets(sbr, sizeof(sbr), " FILTER (WHERE bucket_start_ns >= $2)");
-    sx_api_red_sum_buckets(sbb, sizeof(sbb), " FILTER (WHERE bucket_start_ns < $2)");
+    sx_api_red_sum_buckets(sb, sizeof(sb), "");
+    /* The two periods are grouped apart and joined: one pass with FILTERed
+     * sums of every bucket was 15x slower over a day of many projects. */
+    static const char *const range[2] = {"bucket_start_ns >= $2 AND bucket_start_ns <= $4",
+                                         "bucket_start_ns >= $3 AND bucket_start_ns < $2"};
+    for (int k = 0; k < 2; k++)
+        snprintf(sub[k], sizeof(sub[k]),
+                 "SELECT project_id, service, operation, kind, sum(requests) AS requests, sum(errors) AS errors, "
+                 "min(dur_min_ms) AS lo, max(dur_max_ms) AS hi, %s AS buckets FROM red_1m "
+                 "WHERE project_id = ANY ($1::integer[]) AND %s AND ($6::text IS NULL OR service = $6) "
+                 "GROUP BY project_id, service, operation, kind",
+                 sb, range[k]);
     const char *params[6] = {projects, recent_s, base_s, now_s, lim_s, service};
     snprintf(sql, sizeof(sql),
-             "SELECT project_id, service, operation, kind, "
-             "coalesce(sum(requests) FILTER (WHERE bucket_start_ns >= $2), 0), "
-             "coalesce(sum(errors) FILTER (WHERE bucket_start_ns >= $2), 0), "
-             "min(dur_min_ms) FILTER (WHERE bucket_start_ns >= $2), max(dur_max_ms) FILTER (WHERE bucket_start_ns >= $2), "
-             "coalesce(sum(requests) FILTER (WHERE bucket_start_ns < $2), 0), "
-             "coalesce(sum(errors) FILTER (WHERE bucket_start_ns < $2), 0), "
-             "min(dur_min_ms) FILTER (WHERE bucket_start_ns < $2), max(dur_max_ms) FILTER (WHERE bucket_start_ns < $2), "
-             "%s, %s FROM red_1m WHERE project_id = ANY ($1::integer[]) AND bucket_start_ns >= $3 "
-             "AND bucket_start_ns <= $4 AND ($6::text IS NULL OR service = $6) "
-             "GROUP BY project_id, service, operation, kind "
+             "SELECT project_id, service, operation, kind, coalesce(r.requests, 0), coalesce(r.errors, 0), r.lo, r.hi, "
+             "coalesce(b.requests, 0), coalesce(b.errors, 0), b.lo, b.hi, r.buckets, b.buckets "
+             "FROM (%s) r FULL JOIN (%s) b USING (project_id, service, operation, kind) "
              "ORDER BY project_id, service COLLATE \"C\", operation COLLATE \"C\", kind LIMIT $5",
-             sbr, sbb);
+             sub[0], sub[1]);
     return sx_api_exec(r, sql, 6, params, "SELECT red_1m health");
 }
 
