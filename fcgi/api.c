@@ -11,13 +11,17 @@
  * role. Project routes find {project}: a project token's own project, or for
  * a user the project among their memberships (any for an instance admin),
  * 404 otherwise; then the route's role (required_role: 403). GET/POST
- * /projects and GET /audit run like the account routes. Then one transaction
+ * /projects and GET /audit run like the account routes; GET
+ * /analytics/cross-project runs one READ ONLY transaction as sextant_reader
+ * over every project the caller may see (at most SX_API_MAX_PROJECTS).
+ * Project routes then run in one transaction
  * with sextant.project_ids set to that project (row-level security is the
  * second wall; every query still filters on project_id): READ ONLY as
  * sextant_reader for GET, read-write as sextant_issue_writer for error
  * triage (PATCH and POST of .../errors; sql/012_errors_api.sql) or as
  * sextant_project_writer for project administration (PUT/DELETE
- * /projects/{p}, members, keys; sql/015_project_api.sql); the role each
+ * /projects/{p}, members, keys; sql/015_project_api.sql) and dashboard
+ * writes (sql/017_dashboards.sql); the role each
  * route needs is required_role's; resolve {project} (id or slug) again within
  * it (404 whether it is missing or forbidden, so existence does not leak);
  * run the handler; COMMIT or ROLLBACK. Resolving the project inside the
@@ -83,8 +87,10 @@ enum endpoint { EP_NONE, EP_HEALTH, EP_TRACES, EP_TRACE, EP_SERVICES, EP_LOGS, E
                 EP_PERF, EP_DEPS, EP_DATABASE, EP_SERVICE_MAP, EP_PROJECT_HEALTH,
                 EP_ERRORS, EP_ERROR_STATS, EP_ERROR_MERGE, EP_ERROR, EP_ERROR_EVENTS,
                 EP_PROJECT, EP_MEMBERS, EP_MEMBER, EP_KEYS, EP_KEY, EP_USAGE, EP_AUDIT,
-                /* below: outside the project scope (account_endpoint) */
-                EP_LOGIN, EP_LOGOUT, EP_ME, EP_ME_TOKENS, EP_ME_TOKEN, EP_PROJECTS, EP_AUDIT_ALL };
+                EP_DASHBOARDS, EP_DASHBOARD, EP_OVERVIEW,
+                /* below: outside the project scope (account_endpoint, analytics_endpoint) */
+                EP_LOGIN, EP_LOGOUT, EP_ME, EP_ME_TOKENS, EP_ME_TOKEN, EP_PROJECTS, EP_AUDIT_ALL,
+                EP_CROSS_PROJECT };
 
 /* ---- helpers shared with api_traces.c ---------------------------------------- */
 
@@ -540,6 +546,7 @@ static enum endpoint route(int n, char **seg)
     if (n == 3 && strcmp(seg[0], "me") == 0 && strcmp(seg[1], "tokens") == 0 && *seg[2]) return EP_ME_TOKEN;
     if (n == 1 && strcmp(seg[0], "projects") == 0) return EP_PROJECTS;
     if (n == 1 && strcmp(seg[0], "audit") == 0) return EP_AUDIT_ALL;
+    if (n == 2 && strcmp(seg[0], "analytics") == 0 && strcmp(seg[1], "cross-project") == 0) return EP_CROSS_PROJECT;
     if (n < 2 || strcmp(seg[0], "projects") != 0 || !*seg[1]) return EP_NONE;
     if (n == 2) return EP_PROJECT;
     if (n == 3 && strcmp(seg[2], "members") == 0) return EP_MEMBERS;
@@ -560,6 +567,9 @@ static enum endpoint route(int n, char **seg)
     if (n == 5 && strcmp(seg[2], "services") == 0 && *seg[3] && strcmp(seg[4], "database") == 0) return EP_DATABASE;
     if (n == 3 && strcmp(seg[2], "service-map") == 0) return EP_SERVICE_MAP;
     if (n == 3 && strcmp(seg[2], "health") == 0) return EP_PROJECT_HEALTH;
+    if (n == 3 && strcmp(seg[2], "overview") == 0) return EP_OVERVIEW;
+    if (n == 3 && strcmp(seg[2], "dashboards") == 0) return EP_DASHBOARDS;
+    if (n == 4 && strcmp(seg[2], "dashboards") == 0 && *seg[3]) return EP_DASHBOARD;
     if (n >= 3 && strcmp(seg[2], "errors") == 0) {
         if (n == 3) return EP_ERRORS;
         if (n == 4 && strcmp(seg[3], "stats") == 0) return EP_ERROR_STATS;
@@ -580,13 +590,15 @@ static const char *endpoint_allow(enum endpoint ep)
     case EP_LOGIN:
     case EP_LOGOUT: return "POST";
     case EP_ME_TOKENS:
+    case EP_DASHBOARDS:
     case EP_PROJECTS:
     case EP_MEMBERS:
     case EP_KEYS: return "GET, HEAD, POST";
     case EP_ME_TOKEN:
     case EP_MEMBER:
     case EP_KEY: return "DELETE";
-    case EP_PROJECT: return "GET, HEAD, PUT, DELETE";
+    case EP_PROJECT:
+    case EP_DASHBOARD: return "GET, HEAD, PUT, DELETE";
     default: return "GET, HEAD";
     }
 }
@@ -617,15 +629,40 @@ static enum sx_api_role required_role(enum endpoint ep, int write, const char *m
     }
 }
 
-/* The database role of ep's transaction (sql/012, sql/015): the project
- * administration routes write as sextant_project_writer, and so read the
- * members list (users' emails); triage writes as sextant_issue_writer; every
- * other read as sextant_reader. A static string. */
+/* The database role of ep's transaction (sql/012, sql/015, sql/017): the
+ * project administration routes and dashboard writes write as
+ * sextant_project_writer, and so read the members list (users' emails);
+ * triage writes as sextant_issue_writer; every other read as sextant_reader.
+ * A static string. */
 static const char *txn_role(enum endpoint ep, int write)
 {
+    if ((ep == EP_DASHBOARDS || ep == EP_DASHBOARD) && write) return "sextant_project_writer";
     if (ep == EP_PROJECT || ep == EP_MEMBERS || ep == EP_MEMBER || ep == EP_KEYS || ep == EP_KEY)
         return write || ep == EP_MEMBERS ? "sextant_project_writer" : "sextant_reader";
     return write ? "sextant_issue_writer" : "sextant_reader";
+}
+
+/* The start of a request that needs PostgreSQL and a caller: the
+ * connection (503), authentication (401) and the CSRF wall (403). SX_ERR
+ * with the error response set. */
+static int request_start(struct sx_api_req *r, struct api_thread *t)
+{
+    if (sx_pg_ensure(r->pgp, r->cfg->pg_conninfo) != SX_OK)
+        return sx_api_fail(r, 503, "unavailable", "the database is unavailable, retry later");
+    if (PQtransactionStatus(*r->pgp) != PQTRANS_IDLE) sx_pg_exec(*r->pgp, "ROLLBACK", "ROLLBACK");
+    r->may_retry = 1;
+    if (authenticate(r, t) != SX_OK || csrf_check(r) != SX_OK) return SX_ERR;
+    return SX_OK;
+}
+
+/* Parses QUERY_STRING into r->q; SX_ERR with a 400 set. */
+static int parse_query(struct sx_api_req *r)
+{
+    char err[256];
+    if (sx_api_query_parse(r->fr->arena, sx_fcgi_param(r->fr, "QUERY_STRING"), MAX_QUERY_PARAMS, &r->q, err,
+                           sizeof(err)) != SX_OK)
+        return sx_api_fail(r, 400, "bad_request", "%s", err);
+    return SX_OK;
 }
 
 /* Runs a project-scoped endpoint: auth, project, transaction, handler. */
@@ -633,15 +670,8 @@ static void project_endpoint(struct sx_api_req *r, struct api_thread *t, enum en
 {
     int allowed[SX_API_MAX_PROJECTS];
     size_t nallowed = 0;
-    char err[256];
 
-    if (sx_pg_ensure(r->pgp, r->cfg->pg_conninfo) != SX_OK) {
-        sx_api_fail(r, 503, "unavailable", "the database is unavailable, retry later");
-        return;
-    }
-    if (PQtransactionStatus(*r->pgp) != PQTRANS_IDLE) sx_pg_exec(*r->pgp, "ROLLBACK", "ROLLBACK");
-    r->may_retry = 1;
-    if (authenticate(r, t) != SX_OK || csrf_check(r) != SX_OK) return;
+    if (request_start(r, t) != SX_OK) return;
     if (r->user_id > 0) {
         if (user_project(r, seg[1], allowed, &nallowed) != SX_OK) return;
     } else if (r->token_project_id > 0) {
@@ -663,10 +693,7 @@ static void project_endpoint(struct sx_api_req *r, struct api_thread *t, enum en
         end_txn(r);
         return;
     }
-    if (sx_api_query_parse(r->fr->arena, sx_fcgi_param(r->fr, "QUERY_STRING"), MAX_QUERY_PARAMS, &r->q, err,
-                           sizeof(err)) != SX_OK) {
-        sx_api_fail(r, 400, "bad_request", "%s", err);
-    } else {
+    if (parse_query(r) == SX_OK) {
         switch (ep) {
         case EP_TRACES: sx_api_traces_list(r); break;
         case EP_TRACE: sx_api_trace_get(r, seg[3]); break;
@@ -696,6 +723,13 @@ static void project_endpoint(struct sx_api_req *r, struct api_thread *t, enum en
         case EP_KEY: sx_api_key_revoke(r, seg[3]); break;
         case EP_USAGE: sx_api_usage(r); break;
         case EP_AUDIT: sx_api_project_audit(r); break;
+        case EP_OVERVIEW: sx_api_overview(r); break;
+        case EP_DASHBOARDS: r->write ? sx_api_dashboard_create(r) : sx_api_dashboards_list(r); break;
+        case EP_DASHBOARD:
+            if (strcmp(r->method, "PUT") == 0) sx_api_dashboard_put(r, seg[3]);
+            else if (strcmp(r->method, "DELETE") == 0) sx_api_dashboard_delete(r, seg[3]);
+            else sx_api_dashboard_get(r, seg[3]);
+            break;
         default: sx_api_fail(r, 404, "not_found", "no such endpoint"); break;
         }
     }
@@ -718,13 +752,7 @@ static void account_endpoint(struct sx_api_req *r, struct api_thread *t, enum en
         sx_api_login(r);
         return;
     }
-    if (authenticate(r, t) != SX_OK || csrf_check(r) != SX_OK) return;
-    char err[256];
-    if (sx_api_query_parse(r->fr->arena, sx_fcgi_param(r->fr, "QUERY_STRING"), MAX_QUERY_PARAMS, &r->q, err,
-                           sizeof(err)) != SX_OK) {
-        sx_api_fail(r, 400, "bad_request", "%s", err);
-        return;
-    }
+    if (authenticate(r, t) != SX_OK || csrf_check(r) != SX_OK || parse_query(r) != SX_OK) return;
     switch (ep) {
     case EP_LOGOUT: sx_api_logout(r); break;
     case EP_ME: sx_api_me(r); break;
@@ -734,6 +762,70 @@ static void account_endpoint(struct sx_api_req *r, struct api_thread *t, enum en
     case EP_AUDIT_ALL: sx_api_audit_all(r); break;
     default: sx_api_fail(r, 404, "not_found", "no such endpoint"); break;
     }
+}
+
+/* The projects the caller may see, at most SX_API_MAX_PROJECTS of them
+ * (lowest ids first; *truncated set when there were more): a project
+ * token's own, a user's memberships, every project for an instance admin.
+ * SX_ERR with the error response set. */
+static int caller_projects(struct sx_api_req *r, int *ids, size_t *n, int *truncated)
+{
+    *n = 0;
+    *truncated = 0;
+    if (r->auth == SX_AUTH_PROJECT_TOKEN) {
+        if (r->token_project_id > 0) ids[(*n)++] = r->token_project_id;
+        return SX_OK;
+    }
+    if (!r->is_admin) {
+        /* Memberships, sorted, the lowest SX_API_MAX_PROJECTS ids kept. */
+        for (size_t i = 0; i < r->nmembers; i++) {
+            int pid = r->members[i].project_id;
+            size_t k = *n;
+            if (k == SX_API_MAX_PROJECTS) {
+                *truncated = 1;
+                if (pid > ids[k - 1]) continue;
+                k--;
+            } else {
+                (*n)++;
+            }
+            while (k > 0 && ids[k - 1] > pid) {
+                ids[k] = ids[k - 1];
+                k--;
+            }
+            ids[k] = pid;
+        }
+        return SX_OK;
+    }
+    char lim[16];
+    snprintf(lim, sizeof(lim), "%d", SX_API_MAX_PROJECTS + 1);
+    const char *params[1] = {lim};
+    PGresult *res = sx_api_exec(r, "SELECT id FROM projects ORDER BY id LIMIT $1::int", 1, params, "SELECT projects");
+    if (!res) return SX_ERR;
+    for (int i = 0; i < PQntuples(res); i++) {
+        if (*n == SX_API_MAX_PROJECTS) {
+            *truncated = 1;
+            break;
+        }
+        ids[(*n)++] = atoi(PQgetvalue(res, i, 0));
+    }
+    PQclear(res);
+    return SX_OK;
+}
+
+/* Runs GET /analytics/cross-project: auth, the caller's projects, one READ
+ * ONLY transaction as sextant_reader with sextant.project_ids set to all of
+ * them, the handler. */
+static void analytics_endpoint(struct sx_api_req *r, struct api_thread *t)
+{
+    int ids[SX_API_MAX_PROJECTS];
+    size_t n = 0;
+    int truncated = 0;
+
+    if (request_start(r, t) != SX_OK || parse_query(r) != SX_OK) return;
+    if (caller_projects(r, ids, &n, &truncated) != SX_OK) return;
+    r->txn_role = "sextant_reader";
+    if (begin_txn(r, ids, n) == SX_OK) sx_api_cross_project(r, ids, n, truncated);
+    end_txn(r);
 }
 
 static void handle(struct sx_fcgi_req *fr, void *ctx)
@@ -770,10 +862,11 @@ static void handle(struct sx_fcgi_req *fr, void *ctx)
     else if (!method_allowed(allow, method))
         sx_api_fail(&r, 405, "method_not_allowed", "method %.16s not allowed: use %s", method, allow);
     else if (ep == EP_HEALTH) health(&r);
+    else if (ep == EP_CROSS_PROJECT) analytics_endpoint(&r, t);
     else if (ep >= EP_LOGIN) account_endpoint(&r, t, ep, seg);
     else project_endpoint(&r, t, ep, seg);
 
-    if (r.out->len == 0 || r.status == 0) sx_api_fail(&r, 500, "internal", "internal error");
+    if ((r.out->len == 0 && r.status != 204) || r.status == 0) sx_api_fail(&r, 500, "internal", "internal error");
     if (r.status >= 500) sx_rwarn(r.reqid, "%s %.200s: %d", method, path, r.status);
     else sx_rdebug(r.reqid, "%s %.200s: %d", method, path, r.status);
 

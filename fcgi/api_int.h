@@ -288,4 +288,23 @@ int sx_api_services_list(struct sx_api_req *r);
 /* GET .../logs (api_logs.c), same contract. */
 int sx_api_logs_list(struct sx_api_req *r);
 
+/* ---- dashboards (api_dashboards.c) and overviews (api_overview.c) ----------- */
+
+/* GET/POST .../dashboards, GET/PUT/DELETE .../dashboards/{id} (README
+ * "Dashboards"), same contract as the handlers above; DELETE answers 204
+ * with an empty body. Writes run as sextant_project_writer and audit. */
+int sx_api_dashboards_list(struct sx_api_req *r);
+int sx_api_dashboard_create(struct sx_api_req *r);
+int sx_api_dashboard_get(struct sx_api_req *r, const char *id);
+int sx_api_dashboard_put(struct sx_api_req *r, const char *id);
+int sx_api_dashboard_delete(struct sx_api_req *r, const char *id);
+/* GET .../overview: one project's totals, series, top endpoints and issues
+ * and health. Same contract. */
+int sx_api_overview(struct sx_api_req *r);
+/* GET /analytics/cross-project over the n projects ids (the caller's, at
+ * most SX_API_MAX_PROJECTS; truncated: there were more), inside a READ
+ * ONLY transaction whose sextant.project_ids are exactly those. Same
+ * contract. */
+int sx_api_cross_project(struct sx_api_req *r, const int *ids, size_t n, int truncated);
+
 #endif

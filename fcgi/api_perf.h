@@ -6,6 +6,7 @@
 #define SX_API_PERF_H
 
 #include "api_int.h"
+#include "red.h"
 
 /* GET .../services/{name}/performance?timeRange=|from&to[&step=]:
  * {"service","fromUnixNano","toUnixNano","stepMs",
@@ -32,5 +33,32 @@ int sx_api_perf_health(struct sx_api_req *r);
  * {"statements":[{"statement","dbSystem","dbName","calls","errors","errorRate",
  *   "avgMs","maxMs","p50Ms","p95Ms","p99Ms"}]}. */
 int sx_api_perf_database(struct sx_api_req *r, const char *service);
+
+/* ---- shared with api_overview.c -------------------------------------------- */
+
+/* The recent window of the health judgement when none is asked for. */
+#define SX_API_HEALTH_WINDOW_NS (15LL * 60 * 1000000000LL)
+
+/* Writes "ARRAY[coalesce(sum(dur_buckets[1])<filter>, 0), ...]", the
+ * element-wise sum of red_1m's bucket arrays, into out (4096 bytes hold it). */
+void sx_api_red_sum_buckets(char *out, size_t len, const char *filter);
+/* Parses "{1,2,...}" into SX_RED_NBUCKETS counts; missing ones are 0. */
+void sx_api_red_parse_buckets(const char *s, double *out);
+/* A result column as a double; NAN when NULL. */
+double sx_api_col_dbl(const PGresult *res, int row, int col);
+
+/* The health query: per (project, service, operation, kind) of red_1m, the
+ * recent window (window ns before now, its start rounded down to the
+ * minute: *recent_from) and the 24 hours before it (*base_from), over the
+ * projects of the array literal projects ("{1,2}", nprojects of them; RLS
+ * still applies), optionally one service. Rows ordered by project, then
+ * service, operation and kind; judge each with sx_api_perf_judge_row. The
+ * caller PQclears the result; NULL with the error response set. */
+PGresult *sx_api_perf_health_rows(struct sx_api_req *r, const char *projects, size_t nprojects, int64_t window,
+                                  const char *service, int64_t *recent_from, int64_t *base_from);
+/* Judges row of a sx_api_perf_health_rows result (column 0 is the
+ * project id): fills recent and base and writes the reason. */
+enum sx_red_health sx_api_perf_judge_row(const PGresult *res, int row, struct sx_red_period *recent,
+                                         struct sx_red_period *base, char *reason, size_t reasonlen);
 
 #endif

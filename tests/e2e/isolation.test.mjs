@@ -1,6 +1,7 @@
 // isolation.test.mjs: two projects on one stack. A project's token reads only
-// its own project; another project's project or trace answers 404 exactly like
-// one that does not exist; ingest keys cannot read; no token, no data.
+// its own project; another project's project, trace or dashboard answers 404
+// exactly like one that does not exist; cross-project analytics list only the
+// token's project; ingest keys cannot read; no token, no data.
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -38,7 +39,15 @@ async function listIds(project, token) {
 
 /** Every way to reach project p's data; each must answer want. */
 function projectPaths(p, traceId) {
-  return [`projects/${p}/traces`, `projects/${p}/traces/${traceId}`, `projects/${p}/services`];
+  return [`projects/${p}/traces`, `projects/${p}/traces/${traceId}`, `projects/${p}/services`,
+    `projects/${p}/overview`, `projects/${p}/dashboards`, `projects/${p}/dashboards/1`];
+}
+
+/** A write to the API with a bearer token (JSON body). */
+function write(method, p, token, body) {
+  const h = { Accept: 'application/json', Authorization: `Bearer ${token}` };
+  if (body !== undefined) h['Content-Type'] = 'application/json';
+  return stack.request(method, new URL(p, stack.apiBase), { headers: h, body: body === undefined ? undefined : JSON.stringify(body) });
 }
 
 stackTest(stack, 'sextantctl creates project B with its own ingest key and token', async () => {
@@ -164,4 +173,32 @@ stackTest(stack, 'no token or a bogus token answers 401 (health stays open)', as
   assert.equal(raw.status, 401);
   const h = await stack.api('health', { token: null });
   assert.equal(h.status, 200);
+});
+
+stackTest(stack, 'dashboards and analytics: B\'s dashboard is invisible and unchangeable for A; cross-project lists the token\'s project only', async () => {
+  assert.ok(B.token, 'project B was not created');
+  const made = await write('POST', `projects/${B.slug}/dashboards`, B.token, { name: 'Secret B board', panels: [] });
+  assert.equal(made.status, 201, made.text);
+  const dash = made.json().dashboard;
+  for (const p of [A.slug, A.id, B.slug, B.id]) {
+    const path = `projects/${p}/dashboards/${dash.id}`;
+    for (const [m, body] of [['GET'], ['PUT', { name: 'pwned', version: 1 }], ['DELETE']]) {
+      const r = await write(m, path, A.token, body);
+      assert.equal(r.status, 404, `${m} ${path} with A's token: ${r.status} ${r.text.slice(0, 200)}`);
+      assert.ok(!r.text.includes('Secret B'), r.text);
+    }
+  }
+  const list = await stack.api(`projects/${A.slug}/dashboards`, { token: A.token });
+  assert.equal(list.status, 200);
+  assert.ok(!list.text.includes('Secret B'), list.text);
+  const still = await stack.api(`projects/${B.slug}/dashboards/${dash.id}`, { token: B.token });
+  assert.equal(still.status, 200);
+  assert.deepEqual(still.json().dashboard, dash, 'B\'s dashboard unchanged');
+  for (const [token, own] of [[A.token, A.id], [B.token, B.id]]) {
+    const r = await stack.api('analytics/cross-project', { token });
+    assert.equal(r.status, 200, r.text.slice(0, 200));
+    assert.deepEqual(r.json().projects.map((p) => String(p.id)), [own]);
+  }
+  assert.equal((await stack.api('analytics/cross-project', { token: null })).status, 401);
+  assert.equal((await stack.api('analytics/cross-project', { token: A.ingestKey })).status, 401);
 });

@@ -260,6 +260,11 @@ stackTest(stack, 'role matrix on A: which role gets 403 for which call', async (
     ['POST', `projects/${A.slug}/keys`, { name: 'matrix' }, 'admin'],
     ['DELETE', `projects/${A.slug}/keys/${A.key1Id}`, undefined, 'admin'],
     ['PATCH', `projects/${A.slug}/errors`, { ids: ['999999'], status: 'resolved' }, 'member'],
+    ['GET', `projects/${A.slug}/overview`, undefined, 'viewer'],
+    ['GET', `projects/${A.slug}/dashboards`, undefined, 'viewer'],
+    ['POST', `projects/${A.slug}/dashboards`, { name: 'matrix' }, 'member'],
+    ['PUT', `projects/${A.slug}/dashboards/999999`, { name: 'matrix', version: 1 }, 'member'],
+    ['DELETE', `projects/${A.slug}/dashboards/999999`, undefined, 'member'],
   ];
   const rank = { viewer: 0, member: 1, admin: 2, owner: 3 };
   for (const [m, p, body, least] of calls) {
@@ -287,6 +292,8 @@ async function snapshotB() {
     members: ok(await call('GET', `projects/${B.slug}/members`, as('ed'))).members,
     keys: ok(await call('GET', `projects/${B.slug}/keys`, as('ed'))).keys,
     issue: await stack.psql(`SELECT status, substatus, merged_into FROM issues WHERE id = ${B.issue}`),
+    dashboards: ok(await call('GET', `projects/${B.slug}/dashboards`, as('ed'))).dashboards,
+    dashboard: ok(await call('GET', `projects/${B.slug}/dashboards/${B.dash}`, as('ed'))).dashboard,
   };
 }
 
@@ -302,6 +309,7 @@ stackTest(stack, 'isolation matrix: every endpoint with B\'s slug, id and ids an
      SELECT ${B.id}, s.last_seq, 'v1', 'message', 'Secret B', 'Error', 'Secret B', '', 'error', 'api',
        'unresolved', 'new', ${Date.now()}000000, ${Date.now()}000000, 1, 0 FROM s RETURNING id`);
   B.issue = row.split('\n')[0];
+  B.dash = ok(await call('POST', `projects/${B.slug}/dashboards`, { body: { name: 'Secret B board' }, ...as('ed') }), 201).dashboard.id;
   const traceId = [...COUNTS.keys()][0];
   const before = await snapshotB();
 
@@ -322,6 +330,10 @@ stackTest(stack, 'isolation matrix: every endpoint with B\'s slug, id and ids an
     ['GET', `projects/${p}/keys`], ['POST', `projects/${p}/keys`, { name: 'stolen' }],
     ['DELETE', `projects/${p}/keys/${B.keyId}`],
     ['GET', `projects/${p}/usage`], ['GET', `projects/${p}/audit`],
+    ['GET', `projects/${p}/overview`], ['GET', `projects/${p}/dashboards`],
+    ['POST', `projects/${p}/dashboards`, { name: 'stolen' }], ['GET', `projects/${p}/dashboards/${B.dash}`],
+    ['PUT', `projects/${p}/dashboards/${B.dash}`, { name: 'pwned', version: 1 }],
+    ['DELETE', `projects/${p}/dashboards/${B.dash}`],
   ];
   let n = 0;
   for (const role of ROLES) {
@@ -337,11 +349,15 @@ stackTest(stack, 'isolation matrix: every endpoint with B\'s slug, id and ids an
     assert.equal((await call('DELETE', `projects/${A.slug}/keys/${B.keyId}`, as('ann'))).status, 404);
     assert.equal((await call('DELETE', `projects/${A.slug}/members/${U.ed.id}`, as('ann'))).status, 404);
     assert.equal((await call('GET', `projects/${A.slug}/errors/${B.issue}`, as(ROLE_USER[role]))).status, 404);
+    assert.equal((await call('GET', `projects/${A.slug}/dashboards/${B.dash}`, as(ROLE_USER[role]))).status, 404);
+    // (A viewer may not write dashboards at all: 403 before any id is looked at.)
+    assert.equal((await call('PUT', `projects/${A.slug}/dashboards/${B.dash}`, { body: { name: 'x', version: 1 }, ...as(ROLE_USER[role]) })).status,
+      role === 'viewer' ? 403 : 404);
     // (A viewer may not triage at all: 403 before any id is looked at, the same for every id.)
     assert.equal((await call('PATCH', `projects/${A.slug}/errors/${B.issue}`, { body: { status: 'ignored' }, ...as(ROLE_USER[role]) })).status,
       role === 'viewer' ? 403 : 404);
   }
-  assert.ok(n >= 4 * 2 * 30);
+  assert.ok(n >= 4 * 2 * 36);
   assert.deepEqual(await snapshotB(), before, 'B changed');
   assert.equal((await stack.ingest(batch(), { key: B.key })).status, 200, 'B\'s key still works');
 
