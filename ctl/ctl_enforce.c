@@ -386,6 +386,7 @@ static const struct part_table part_tables[] = {
 static const struct part_table plain_tables[] = {
     {"traces", "start_time_ns", "retention_traces_days"},
     {"red_1m", "bucket_start_ns", "retention_traces_days"},
+    {"red_1h", "bucket_start_ns", "retention_traces_days"},
     {"edges_1m", "bucket_start_ns", "retention_traces_days"},
     {"db_statements_1m", "bucket_start_ns", "retention_traces_days"},
     {"metric_points_1m", "bucket_start_ns", "retention_metrics_days"},
@@ -550,7 +551,7 @@ static int storage_estimate(struct sx_ctl *ctl)
  * project's rows stay there until this removes them); the others follow the
  * project row by ON DELETE CASCADE. metric_series takes its 1m and 1h rows
  * along (cascade). */
-static const char *const orphan_tables[] = {"spans", "logs", "error_events", "traces", "red_1m", "edges_1m",
+static const char *const orphan_tables[] = {"spans", "logs", "error_events", "traces", "red_1m", "red_1h", "edges_1m",
                                             "db_statements_1m", "metric_points_raw", "metric_series"};
 
 /* Deletes, in batches, every row of orphan_tables of projects that were

@@ -5,11 +5,13 @@
  * never one query per project):
  *   requests, errors, p50/p95/p99, services  red_1m (sql/007) over the
  *       minutes of the window, percentiles from the summed duration buckets
- *       as api_perf.c derives them (lib/red.h);
- *   series  red_1m per step (steps aligned to the epoch, whole minutes;
+ *       as api_perf.c derives them (lib/red.h); whole hours of the window
+ *       come from red_1h (sql/018) when the step is whole hours (and always
+ *       for services and top endpoints): the same sums from far fewer rows;
+ *   series  per step (steps aligned to the epoch, whole minutes;
  *       default: the smallest of 1m, 2m, 5m, ... 1d giving at most
- *       DEFAULT_STEPS points), dense: every step of the window, 0 requests
- *       and null rates where there were none;
+ *       DEFAULT_STEPS points, SPARK_STEPS for cross-project), dense: every
+ *       step of the window, 0 requests and null rates where there were none;
  *   openIssues  unresolved issues not merged (now); newIssues  issues first
  *       seen in the window; logErrors  log records of severity ERROR or above
  *       (>= 17) in the window (the partial index logs_severe_time);
@@ -27,7 +29,9 @@
 #include <string.h>
 
 #define MINUTE_NS 60000000000LL
+#define HOUR_NS (60 * MINUTE_NS)
 #define DEFAULT_STEPS 300  /* points of a series when no step is asked for */
+#define SPARK_STEPS 48     /* cross-project: sparklines (a day is 24 hourly points, read from red_1h) */
 #define MAX_STEPS 1500     /* points of a series at most */
 #define TOP_ENDPOINTS 10
 #define TOP_ISSUES 5
@@ -53,7 +57,7 @@ struct figures {
 };
 
 /* Reads the window and the step; SX_ERR with a 400 set. */
-static int span_read(struct sx_api_req *r, struct span *sp)
+static int span_read(struct sx_api_req *r, struct span *sp, int64_t default_steps)
 {
     static const int64_t nice[] = {1, 2, 5, 10, 15, 30, 60, 120, 180, 360, 720, 1440};
     struct sx_api_window win;
@@ -75,8 +79,8 @@ static int span_read(struct sx_api_req *r, struct span *sp)
     } else {
         sp->step_ns = 0;
         for (size_t i = 0; i < sizeof(nice) / sizeof(nice[0]) && !sp->step_ns; i++)
-            if (range / (nice[i] * MINUTE_NS) < DEFAULT_STEPS) sp->step_ns = nice[i] * MINUTE_NS;
-        if (!sp->step_ns) sp->step_ns = (range / DEFAULT_STEPS / MINUTE_NS + 1) * MINUTE_NS;
+            if (range / (nice[i] * MINUTE_NS) < default_steps) sp->step_ns = nice[i] * MINUTE_NS;
+        if (!sp->step_ns) sp->step_ns = (range / default_steps / MINUTE_NS + 1) * MINUTE_NS;
     }
     sp->first = sp->from_ns / sp->step_ns;
     int64_t steps = sp->to_ns / sp->step_ns - sp->first + 1;
@@ -99,13 +103,17 @@ static struct figures *find(struct figures *f, size_t n, const char *id)
 /* Fills f[0..n) (ids in f[i].id) over the span: one query per figure. */
 static int gather(struct sx_api_req *r, const struct span *sp, const char *ids, struct figures *f, size_t n)
 {
-    char from_s[24], to_s[24], step_s[24], sb[4096], sql[8192];
+    char from_s[24], to_s[24], step_s[24], a_s[24], h_s[24], sb[4096], src[1024], sql[8192];
     double counts[SX_RED_NBUCKETS];
     PGresult *res;
+    int64_t hour_a, hour_h;
     snprintf(from_s, sizeof(from_s), "%lld", (long long)sp->from_ns);
     snprintf(to_s, sizeof(to_s), "%lld", (long long)sp->to_ns);
     snprintf(step_s, sizeof(step_s), "%lld", (long long)sp->step_ns);
-    const char *params[4] = {ids, from_s, to_s, step_s}; /* $1 projects, $2 from, $3 to, $4 step */
+    /* $1 projects, $2 from, $3 to, $4 and $5 the whole hours (sx_api_red_hours), $6 step */
+    const char *params[6] = {ids, from_s, to_s, a_s, h_s, step_s};
+    if (sx_api_red_source(src, sizeof(src), "project_id = ANY ($1::integer[])", 2, 4, 5, 3) != SX_OK)
+        return sx_api_fail(r, 500, "internal", "query too large");
     for (size_t i = 0; i < n; i++) {
         f[i].s_req = sx_arena_calloc(r->fr->arena, sp->nsteps, sizeof(*f[i].s_req));
         f[i].s_err = sx_arena_calloc(r->fr->arena, sp->nsteps, sizeof(*f[i].s_err));
@@ -117,13 +125,12 @@ static int gather(struct sx_api_req *r, const struct span *sp, const char *ids, 
     }
     sx_api_red_sum_buckets(sb, sizeof(sb), "");
 
-    /* Services with RED figures. */
-    if (!(res = sx_api_exec(r,
-                            "SELECT project_id, count(DISTINCT service) FROM red_1m "
-                            "WHERE project_id = ANY ($1::integer[]) AND bucket_start_ns >= $2 AND bucket_start_ns <= $3 "
-                            "GROUP BY project_id",
-                            3, params, "SELECT red_1m services")))
-        return SX_ERR;
+    /* Services with RED figures: whole hours from red_1h. */
+    sx_api_red_hours(sp->from_ns, sp->to_ns, 1, &hour_a, &hour_h);
+    snprintf(a_s, sizeof(a_s), "%lld", (long long)hour_a);
+    snprintf(h_s, sizeof(h_s), "%lld", (long long)hour_h);
+    snprintf(sql, sizeof(sql), "SELECT project_id, count(DISTINCT service) FROM %s s GROUP BY project_id", src);
+    if (!(res = sx_api_exec(r, sql, 5, params, "SELECT red services"))) return SX_ERR;
     for (int i = 0; i < PQntuples(res); i++) {
         struct figures *p = find(f, n, PQgetvalue(res, i, 0));
         if (p) p->services = sx_api_col_i64(res, i, 1);
@@ -133,11 +140,14 @@ static int gather(struct sx_api_req *r, const struct span *sp, const char *ids, 
     /* RED series, one row per (project, step), added up into the totals
      * here: summing the bucket arrays is most of the work, done once. */
     snprintf(sql, sizeof(sql),
-             "SELECT project_id, bucket_start_ns / $4::bigint, sum(requests), sum(errors), min(dur_min_ms), "
-             "max(dur_max_ms), %s FROM red_1m WHERE project_id = ANY ($1::integer[]) "
-             "AND bucket_start_ns >= $2 AND bucket_start_ns <= $3 GROUP BY 1, 2",
-             sb);
-    if (!(res = sx_api_exec(r, sql, 4, params, "SELECT red_1m series"))) return SX_ERR;
+             "SELECT project_id, bucket_start_ns / $6::bigint, sum(requests), sum(errors), min(dur_min_ms), "
+             "max(dur_max_ms), %s FROM %s s GROUP BY 1, 2",
+             sb, src);
+    /* An hour row falls in one step only when the step is whole hours. */
+    sx_api_red_hours(sp->from_ns, sp->to_ns, sp->step_ns % HOUR_NS == 0, &hour_a, &hour_h);
+    snprintf(a_s, sizeof(a_s), "%lld", (long long)hour_a);
+    snprintf(h_s, sizeof(h_s), "%lld", (long long)hour_h);
+    if (!(res = sx_api_exec(r, sql, 6, params, "SELECT red series"))) return SX_ERR;
     for (int i = 0; i < PQntuples(res); i++) {
         struct figures *p = find(f, n, PQgetvalue(res, i, 0));
         int64_t k = sx_api_col_i64(res, i, 1) - sp->first;
@@ -309,21 +319,26 @@ static void write_series(struct sx_json *w, const struct span *sp, const struct 
 /* topEndpoints: the busiest (service, operation) pairs of the window. */
 static int write_top_endpoints(struct sx_api_req *r, struct sx_json *w, const struct span *sp)
 {
-    char pid[16], from_s[24], to_s[24], lim[16], sb[4096], sql[8192];
+    char pid[16], from_s[24], to_s[24], lim[16], a_s[24], h_s[24], sb[4096], src[1024], sql[8192];
     double counts[SX_RED_NBUCKETS];
+    int64_t hour_a, hour_h;
     snprintf(pid, sizeof(pid), "%d", r->project_id);
     snprintf(from_s, sizeof(from_s), "%lld", (long long)sp->from_ns);
     snprintf(to_s, sizeof(to_s), "%lld", (long long)sp->to_ns);
     snprintf(lim, sizeof(lim), "%d", TOP_ENDPOINTS);
+    sx_api_red_hours(sp->from_ns, sp->to_ns, 1, &hour_a, &hour_h);
+    snprintf(a_s, sizeof(a_s), "%lld", (long long)hour_a);
+    snprintf(h_s, sizeof(h_s), "%lld", (long long)hour_h);
     sx_api_red_sum_buckets(sb, sizeof(sb), "");
+    if (sx_api_red_source(src, sizeof(src), "project_id = $1::int", 2, 5, 6, 3) != SX_OK)
+        return sx_api_fail(r, 500, "internal", "query too large");
     snprintf(sql, sizeof(sql),
              "SELECT service, operation, sum(requests), sum(errors), min(dur_min_ms), max(dur_max_ms), %s "
-             "FROM red_1m WHERE project_id = $1::int AND bucket_start_ns >= $2 AND bucket_start_ns <= $3 "
-             "GROUP BY service, operation "
+             "FROM %s s GROUP BY service, operation "
              "ORDER BY sum(requests) DESC, service COLLATE \"C\", operation COLLATE \"C\" LIMIT $4::int",
-             sb);
-    const char *params[4] = {pid, from_s, to_s, lim};
-    PGresult *res = sx_api_exec(r, sql, 4, params, "SELECT red_1m top endpoints");
+             sb, src);
+    const char *params[6] = {pid, from_s, to_s, lim, a_s, h_s};
+    PGresult *res = sx_api_exec(r, sql, 6, params, "SELECT red top endpoints");
     if (!res) return SX_ERR;
     sx_json_key(w, "topEndpoints");
     sx_json_arr_open(w);
@@ -394,7 +409,7 @@ int sx_api_overview(struct sx_api_req *r)
 {
     struct span sp;
     struct sx_json w;
-    if (span_read(r, &sp) != SX_OK) return SX_ERR;
+    if (span_read(r, &sp, DEFAULT_STEPS) != SX_OK) return SX_ERR;
     struct figures *p = figures_of(r, &sp, &r->project_id, 1);
     if (!p) return SX_ERR;
     sx_buf_reset(r->out);
@@ -430,7 +445,7 @@ int sx_api_cross_project(struct sx_api_req *r, const int *ids, size_t n, int tru
 {
     struct span sp;
     struct sx_json w;
-    if (span_read(r, &sp) != SX_OK) return SX_ERR;
+    if (span_read(r, &sp, SPARK_STEPS) != SX_OK) return SX_ERR;
     struct figures *f = figures_of(r, &sp, ids, n);
     if (!f) return SX_ERR;
     const char *lit = id_array(r, ids, n);

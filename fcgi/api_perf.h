@@ -22,7 +22,7 @@ int sx_api_perf_service(struct sx_api_req *r, const char *service);
 int sx_api_perf_edges(struct sx_api_req *r, const char *service);
 
 /* GET .../health?window=15m[&service=]: every endpoint judged on the window
- * against the 24 hours before it (lib/red.h):
+ * against the 24 hours before it, from the hour (24 to 25 hours; lib/red.h):
  * {"windowMs","endpoints":[{"service","operation","kind","status","reason",
  *   "requests","errors","errorRate","p95Ms","baseline":{"requests","errors","errorRate","p95Ms"}}],
  *  "summary":{"healthy","degraded","failing"}}. */
@@ -42,6 +42,17 @@ int sx_api_perf_database(struct sx_api_req *r, const char *service);
 /* Writes "ARRAY[coalesce(sum(dur_buckets[1])<filter>, 0), ...]", the
  * element-wise sum of red_1m's bucket arrays, into out (4096 bytes hold it). */
 void sx_api_red_sum_buckets(char *out, size_t len, const char *filter);
+/* The whole hours inside [from, to] (to inclusive, unix ns): *a the first
+ * hour's start, *h the end of the last one, for sx_api_red_source. With hours
+ * 0, or none inside, *a = *h = to + 1 (minutes only). */
+void sx_api_red_hours(int64_t from, int64_t to, int hours, int64_t *a, int64_t *h);
+/* Writes into out a row source with red_1m's columns, "(SELECT ... UNION
+ * ALL SELECT ...)", of the rows of [$pfrom, $pto] (bind the values of
+ * sx_api_red_hours to $pa and $ph): the whole hours [$pa, $ph) from red_1h
+ * (sql/018), the minutes before and after them from red_1m. Sums over it equal
+ * sums over red_1m alone. where: more conditions for both tables (fixed text
+ * and placeholders). SX_ERR when out is too small. */
+int sx_api_red_source(char *out, size_t len, const char *where, int pfrom, int pa, int ph, int pto);
 /* Parses "{1,2,...}" into SX_RED_NBUCKETS counts; missing ones are 0. */
 void sx_api_red_parse_buckets(const char *s, double *out);
 /* A result column as a double; NAN when NULL. */
@@ -49,7 +60,8 @@ double sx_api_col_dbl(const PGresult *res, int row, int col);
 
 /* The health query: per (project, service, operation, kind) of red_1m, the
  * recent window (window ns before now, its start rounded down to the
- * minute: *recent_from) and the 24 hours before it (*base_from), over the
+ * minute: *recent_from) and the 24 hours before it, from the hour at or
+ * before (*base_from; 24 to 25 hours, read mostly from red_1h), over the
  * projects of the array literal projects ("{1,2}", nprojects of them; RLS
  * still applies), optionally one service. Rows ordered by project, then
  * service, operation and kind; judge each with sx_api_perf_judge_row. The

@@ -154,14 +154,34 @@ static const char session_sql[] =
     "dur_buckets = ARRAY(SELECT COALESCE(a, 0) + COALESCE(b, 0) FROM unnest(" t ".dur_buckets, " \
     "EXCLUDED.dur_buckets) WITH ORDINALITY AS u(a, b, o) ORDER BY o)"
 
+/* What an upsert into red_1m or red_1h adds to a row that is there. */
+#define RED_ADD                                                                                                 \
+    "ON CONFLICT (project_id, service, operation, kind, bucket_start_ns) DO UPDATE SET "                        \
+    "requests = t.requests + EXCLUDED.requests, errors = t.errors + EXCLUDED.errors, "                          \
+    "s2xx = t.s2xx + EXCLUDED.s2xx, s3xx = t.s3xx + EXCLUDED.s3xx, s4xx = t.s4xx + EXCLUDED.s4xx, "             \
+    "s5xx = t.s5xx + EXCLUDED.s5xx, dur_sum_ms = t.dur_sum_ms + EXCLUDED.dur_sum_ms, "                          \
+    "dur_min_ms = LEAST(t.dur_min_ms, EXCLUDED.dur_min_ms), dur_max_ms = GREATEST(t.dur_max_ms, EXCLUDED.dur_max_ms), " \
+    ADD_BUCKETS("t")
+
 static const char red_upsert[] =
     "INSERT INTO red_1m AS t SELECT * FROM red_stage ORDER BY project_id, service, operation, kind, bucket_start_ns "
-    "ON CONFLICT (project_id, service, operation, kind, bucket_start_ns) DO UPDATE SET "
-    "requests = t.requests + EXCLUDED.requests, errors = t.errors + EXCLUDED.errors, "
-    "s2xx = t.s2xx + EXCLUDED.s2xx, s3xx = t.s3xx + EXCLUDED.s3xx, s4xx = t.s4xx + EXCLUDED.s4xx, "
-    "s5xx = t.s5xx + EXCLUDED.s5xx, dur_sum_ms = t.dur_sum_ms + EXCLUDED.dur_sum_ms, "
-    "dur_min_ms = LEAST(t.dur_min_ms, EXCLUDED.dur_min_ms), dur_max_ms = GREATEST(t.dur_max_ms, EXCLUDED.dur_max_ms), "
-    ADD_BUCKETS("t");
+    RED_ADD;
+
+/* The same minutes added into their hours (sql/018): the staged rows
+ * grouped by hour, their duration buckets summed element by element. */
+static const char red_1h_upsert[] =
+    "INSERT INTO red_1h AS t "
+    "SELECT m.project_id, m.service, m.operation, m.kind, m.h, m.requests, m.errors, m.s2xx, m.s3xx, m.s4xx, "
+    "m.s5xx, m.dur_sum_ms, m.dur_min_ms, m.dur_max_ms, b.dur_buckets "
+    "FROM (SELECT project_id, service, operation, kind, bucket_start_ns - bucket_start_ns % 3600000000000 AS h, "
+    "sum(requests) AS requests, sum(errors) AS errors, sum(s2xx) AS s2xx, sum(s3xx) AS s3xx, sum(s4xx) AS s4xx, "
+    "sum(s5xx) AS s5xx, sum(dur_sum_ms) AS dur_sum_ms, min(dur_min_ms) AS dur_min_ms, max(dur_max_ms) AS dur_max_ms "
+    "FROM red_stage GROUP BY 1, 2, 3, 4, 5) m "
+    "JOIN (SELECT project_id, service, operation, kind, h, array_agg(v ORDER BY o) AS dur_buckets "
+    "FROM (SELECT r.project_id, r.service, r.operation, r.kind, r.bucket_start_ns - r.bucket_start_ns % 3600000000000 AS h, "
+    "u.o, sum(u.v) AS v FROM red_stage r, unnest(r.dur_buckets) WITH ORDINALITY AS u(v, o) GROUP BY 1, 2, 3, 4, 5, 6) pb "
+    "GROUP BY 1, 2, 3, 4, 5) b USING (project_id, service, operation, kind, h) "
+    "ORDER BY 1, 2, 3, 4, 5 " RED_ADD;
 
 static const char edges_upsert[] =
     "INSERT INTO edges_1m AS t SELECT * FROM edges_stage "
@@ -323,6 +343,7 @@ static int write_batch(struct red *R)
         R->st_dup += dup;
     }
     if (write_table(R, ROW_RED, "red_stage", red_upsert, "red_1m upsert") != SX_OK ||
+        sx_pg_exec(R->pg, red_1h_upsert, "red_1h upsert") != SX_OK ||
         write_table(R, ROW_EDGE, "edges_stage", edges_upsert, "edges_1m upsert") != SX_OK ||
         write_table(R, ROW_DB, "db_stage", db_upsert, "db_statements_1m upsert") != SX_OK)
         goto rollback;

@@ -359,6 +359,41 @@ stackTest(stack, 'the consumer group deleted under a running rollup is made agai
 });
 
 // ---- isolation -----------------------------------------------------------------------------
+// ---- hourly rows -----------------------------------------------------------------------------
+stackTest(stack, 'red_1h holds exactly the hours of red_1m (after redelivery too); overview by hours equals by minutes', async () => {
+  // Every column of every hour row against the minute rows added up, element by element.
+  const H = '3600000000000';
+  const diff = await stack.psql(`
+    WITH m AS (SELECT project_id, service, operation, kind, bucket_start_ns - bucket_start_ns % ${H} AS h,
+                      sum(requests) rq, sum(errors) er, sum(s2xx) a, sum(s3xx) b, sum(s4xx) c, sum(s5xx) d,
+                      round(sum(dur_sum_ms)::numeric, 6) ds, min(dur_min_ms) lo, max(dur_max_ms) hi
+               FROM red_1m GROUP BY 1, 2, 3, 4, 5),
+         mb AS (SELECT project_id, service, operation, kind, h, array_agg(v ORDER BY o) bk
+                FROM (SELECT project_id, service, operation, kind, bucket_start_ns - bucket_start_ns % ${H} AS h, o, sum(v) v
+                      FROM red_1m, unnest(dur_buckets) WITH ORDINALITY u(v, o) GROUP BY 1, 2, 3, 4, 5, 6) x
+                GROUP BY 1, 2, 3, 4, 5),
+         hh AS (SELECT project_id, service, operation, kind, bucket_start_ns AS h, requests rq, errors er, s2xx a, s3xx b,
+                       s4xx c, s5xx d, round(dur_sum_ms::numeric, 6) ds, dur_min_ms lo, dur_max_ms hi, dur_buckets bk FROM red_1h)
+    SELECT (SELECT count(*) FROM red_1h) || ' ' || (SELECT count(*) FROM
+      ((SELECT * FROM m JOIN mb USING (project_id, service, operation, kind, h)) EXCEPT (SELECT * FROM hh)) x) || ' ' ||
+      (SELECT count(*) FROM ((SELECT * FROM hh) EXCEPT (SELECT * FROM m JOIN mb USING (project_id, service, operation, kind, h))) y)`);
+  const [rows, missing, extra] = diff.split(' ').map(Number);
+  assert.ok(rows > 0, 'red_1h has rows');
+  assert.equal(missing, 0, 'every hour of red_1m is in red_1h, equal');
+  assert.equal(extra, 0, 'red_1h has nothing red_1m does not');
+  // The overview over 6 h: whole hours from red_1h when the step is 1h, every minute from red_1m
+  // when it is 1m; the window does not start on an hour, so both tables are read.
+  const q = { timeRange: '6h' };
+  const byHour = await ok(P.main, 'overview', { ...q, step: '1h' });
+  const byMinute = await ok(P.main, 'overview', { ...q, step: '1m' });
+  assert.ok(byMinute.totals.requests > 0);
+  for (const k of ['requests', 'errors', 'p50', 'p95', 'p99', 'services'])
+    assert.equal(byHour.totals[k], byMinute.totals[k], k);
+  assert.deepEqual(byHour.topEndpoints, byMinute.topEndpoints);
+  const sum = (a) => a.reduce((x, y) => x + y, 0);
+  assert.equal(sum(byHour.series.requests), byMinute.totals.requests);
+});
+
 stackTest(stack, 'another project sees 404 for these endpoints and nothing of its own', async () => {
   const paths = ['services/shop-api/performance', 'services/shop-api/dependencies', 'service-map',
     'services/shop-db-user/database', 'health'];
