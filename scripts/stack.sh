@@ -27,7 +27,7 @@ set -euo pipefail
 shopt -u patsub_replacement 2>/dev/null || true # '&' in ${v//x/y} replacements stays literal
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-SERVICES=(postgres redis nginx ingest api persist rollup)
+SERVICES=(postgres redis nginx ingest api sse persist rollup)
 PG_PORT=5432
 
 H=$(realpath -m "${SEXTANT_HOME:-$REPO/var}")
@@ -122,6 +122,7 @@ svc_pid() {
     nginx) want=nginx mine=$NGX/ ;;
     ingest) want=sextant-ingest mine=$CONF ;;
     api) want=sextant-api mine=$CONF ;;
+    sse) want=sextant-sse mine=$CONF ;;
     persist) want=sextant-persist mine=$CONF ;;
     rollup | rollup2) want=sextant-rollup mine=$CONF ;;
     *) die "unknown service '$name' (one of: ${SERVICES[*]})" ;;
@@ -238,6 +239,7 @@ write_config() {
         printf 'pg_conninfo host=%s port=%s dbname=sextant user=postgres\n' "$PG_SOCK" "$PG_PORT"
         printf 'ingest_listen %s/ingest.sock\n' "$SOCK_DIR"
         printf 'api_listen %s/api.sock\n' "$SOCK_DIR"
+        printf 'sse_socket %s/sse.sock\n' "$SOCK_DIR"
         printf 'ingest_threads 8\n'
         printf 'api_threads 4\n'
         printf 'max_body_bytes 8m\n'
@@ -406,6 +408,7 @@ render_nginx() {
         "INGEST_KEEPALIVE=$(keepalive_for "$(conf_value ingest_threads)")" \
         "API_SOCKET=$SOCK_DIR/api.sock" \
         "API_KEEPALIVE=$(keepalive_for "$(conf_value api_threads)")" \
+        "SSE_SOCKET=$SOCK_DIR/sse.sock" \
         "STATIC_ROOT=$(static_root)" \
         "ACCESS_LOG=$LOG/nginx-access.log" \
         "HSTS_MAX_AGE=0"
@@ -458,6 +461,7 @@ start_fcgi() {
 
 start_ingest() { start_fcgi ingest sextant-ingest "$(conf_value ingest_listen)"; }
 start_api() { start_fcgi api sextant-api "$(conf_value api_listen)"; }
+start_sse() { start_fcgi sse sextant-sse "$(conf_value sse_socket)"; }
 
 start_persist() {
     local prog
@@ -599,6 +603,8 @@ stop_service() {
     case $name in
     ingest | api)
         [[ -r $CONF ]] && rm -f "$(conf_value "${name}_listen")" ;;
+    sse)
+        [[ -r $CONF ]] && rm -f "$(conf_value sse_socket)" ;;
     esac
     return 0
 }
@@ -610,6 +616,7 @@ start_service() {
     nginx) start_nginx ;;
     ingest) start_ingest ;;
     api) start_api ;;
+    sse) start_sse ;;
     persist) start_persist ;;
     rollup) start_rollup ;;
     rollup2) start_rollup rollup2 2 ;;
@@ -643,7 +650,7 @@ all_running() {
 # Everything `up` needs, checked before anything starts.
 preflight() {
     local p missing=()
-    for p in sextant-ingest sextant-api sextant-persist sextant-rollup sextantctl; do
+    for p in sextant-ingest sextant-api sextant-sse sextant-persist sextant-rollup sextantctl; do
         [[ -x $BIN/$p ]] || missing+=("$BIN/$p")
     done
     ((${#missing[@]} == 0)) || die "not built: ${missing[*]} (run make, or set SEXTANT_BIN)"
@@ -676,6 +683,7 @@ cmd_up() {
     migrate
     start_ingest
     start_api
+    start_sse
     start_persist
     start_rollup
     ensure_demo
