@@ -202,6 +202,140 @@ int sx_live_logs_json(struct sx_buf *items, const sx_logs_req *req, int64_t recv
     return items_end(items, &w, len0);
 }
 
+static void point_time(struct sx_json *w, uint64_t t)
+{
+    sx_json_key(w, "timeUnixNano");
+    sx_json_int_str(w, t > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)t);
+}
+
+/* The number of data points of metric m. */
+static size_t metric_npoints(const Opentelemetry__Proto__Metrics__V1__Metric *m)
+{
+    switch (m->data_case) {
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE: return m->gauge->n_data_points;
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM: return m->sum->n_data_points;
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM: return m->histogram->n_data_points;
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
+        return m->exponential_histogram->n_data_points;
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY: return m->summary->n_data_points;
+    default: return 0;
+    }
+}
+
+/* Writes the points array of metric m and returns its number of points. */
+static size_t metric_points(struct sx_json *w, const Opentelemetry__Proto__Metrics__V1__Metric *m)
+{
+    typedef Opentelemetry__Proto__Metrics__V1__NumberDataPoint num_t;
+    num_t **np = NULL;
+    size_t n = 0;
+    sx_json_key(w, "points");
+    sx_json_arr_open(w);
+    switch (m->data_case) {
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE: np = m->gauge->data_points, n = m->gauge->n_data_points; break;
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM: np = m->sum->data_points, n = m->sum->n_data_points; break;
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM:
+        n = m->histogram->n_data_points;
+        for (size_t i = 0; i < n && i < SX_LIVE_MAX_POINTS; i++) {
+            const Opentelemetry__Proto__Metrics__V1__HistogramDataPoint *p = m->histogram->data_points[i];
+            sx_json_obj_open(w);
+            point_time(w, p->time_unix_nano);
+            sx_json_key(w, "count");
+            sx_json_uint(w, p->count);
+            sx_json_key(w, "sum");
+            if (p->sum_present_case) sx_json_double(w, p->sum);
+            else sx_json_null(w);
+            sx_json_obj_close(w);
+        }
+        break;
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
+        n = m->exponential_histogram->n_data_points;
+        for (size_t i = 0; i < n && i < SX_LIVE_MAX_POINTS; i++) {
+            const Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint *p = m->exponential_histogram->data_points[i];
+            sx_json_obj_open(w);
+            point_time(w, p->time_unix_nano);
+            sx_json_key(w, "count");
+            sx_json_uint(w, p->count);
+            sx_json_key(w, "sum");
+            if (p->sum_present_case) sx_json_double(w, p->sum);
+            else sx_json_null(w);
+            sx_json_obj_close(w);
+        }
+        break;
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY:
+        n = m->summary->n_data_points;
+        for (size_t i = 0; i < n && i < SX_LIVE_MAX_POINTS; i++) {
+            const Opentelemetry__Proto__Metrics__V1__SummaryDataPoint *p = m->summary->data_points[i];
+            sx_json_obj_open(w);
+            point_time(w, p->time_unix_nano);
+            sx_json_key(w, "count");
+            sx_json_uint(w, p->count);
+            sx_json_key(w, "sum");
+            sx_json_double(w, p->sum);
+            sx_json_obj_close(w);
+        }
+        break;
+    default: break;
+    }
+    for (size_t i = 0; np && i < n && i < SX_LIVE_MAX_POINTS; i++) {
+        sx_json_obj_open(w);
+        point_time(w, np[i]->time_unix_nano);
+        sx_json_key(w, "value");
+        if (np[i]->value_case == OPENTELEMETRY__PROTO__METRICS__V1__NUMBER_DATA_POINT__VALUE_AS_INT)
+            sx_json_int(w, np[i]->as_int);
+        else sx_json_double(w, np[i]->as_double);
+        sx_json_obj_close(w);
+    }
+    sx_json_arr_close(w);
+    return n;
+}
+
+static const char *metric_type(const Opentelemetry__Proto__Metrics__V1__Metric *m)
+{
+    switch (m->data_case) {
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_GAUGE: return "gauge";
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUM: return "sum";
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_HISTOGRAM: return "histogram";
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM: return "exponential_histogram";
+    case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY: return "summary";
+    default: return "unknown";
+    }
+}
+
+int sx_live_metrics_json(struct sx_buf *items, const sx_metrics_req *req, size_t *total)
+{
+    struct sx_json w;
+    size_t len0 = items->len, n = 0;
+    *total = 0;
+    sx_json_init(&w, items);
+    sx_json_arr_open(&w);
+    for (size_t r = 0; r < req->n_resource_metrics; r++) {
+        const Opentelemetry__Proto__Metrics__V1__ResourceMetrics *rm = req->resource_metrics[r];
+        if (!rm) continue;
+        const char *svc = service_of(rm->resource);
+        for (size_t s = 0; s < rm->n_scope_metrics; s++) {
+            const Opentelemetry__Proto__Metrics__V1__ScopeMetrics *sm = rm->scope_metrics[s];
+            for (size_t i = 0; sm && i < sm->n_metrics; i++) {
+                const Opentelemetry__Proto__Metrics__V1__Metric *m = sm->metrics[i];
+                if (!m) continue;
+                if (n++ >= SX_LIVE_MAX_ITEMS) {
+                    *total += metric_npoints(m); /* counted, not listed */
+                    continue;
+                }
+                sx_json_obj_open(&w);
+                sx_json_key(&w, "name");
+                sx_json_strz(&w, m->name ? m->name : "");
+                sx_json_key(&w, "service");
+                sx_json_strz(&w, svc);
+                sx_json_key(&w, "type");
+                sx_json_strz(&w, metric_type(m));
+                *total += metric_points(&w, m);
+                sx_json_obj_close(&w);
+            }
+        }
+    }
+    return items_end(items, &w, len0);
+}
+
 int sx_live_xadd_format(struct sx_buf *cmds, const struct sx_config *cfg, long long project, const char *type,
                         size_t total, const char *items, size_t len)
 {

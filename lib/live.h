@@ -25,6 +25,7 @@
 #include <stdatomic.h>
 
 #define SX_LIVE_MAX_ITEMS 50      /* items of one published entry at most */
+#define SX_LIVE_MAX_POINTS 10     /* points of one metric item at most */
 #define SX_LIVE_BODY_MAX 1024     /* bytes of a log body in a live item at most */
 #define SX_LIVE_ITEMS_MAX ((size_t)256 << 10) /* bytes of one items array at most (consumer limit) */
 #define SX_LIVE_WATCH_SUFFIX "live:watch"
@@ -55,6 +56,12 @@ int sx_live_watched(struct sx_live_watch *w, redisContext *rc, const struct sx_c
 int sx_live_spans_json(struct sx_buf *items, const sx_trace_req *req, size_t *total);
 /* The same for log records; records without any time take recv_ns. */
 int sx_live_logs_json(struct sx_buf *items, const sx_logs_req *req, int64_t recv_ns, size_t *total);
+
+/* The same for metrics: one item per metric (at most SX_LIVE_MAX_ITEMS),
+ * {"name","service","type","points":[{"timeUnixNano","value"} or
+ * {"timeUnixNano","count","sum"}, at most SX_LIVE_MAX_POINTS]}; *total
+ * gets every data point's count. */
+int sx_live_metrics_json(struct sx_buf *items, const sx_metrics_req *req, size_t *total);
 
 /* Appends to cmds the RESP text of "XADD <live key of project> MAXLEN ~
  * <live_maxlen> * type <type> project <id> total <total> items <items>",
