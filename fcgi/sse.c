@@ -33,6 +33,7 @@
 #include "stream.h"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +41,11 @@
 
 #define PROGRAM "sextant-sse"
 #define POOL_SIZE 4
+#ifdef __SANITIZE_ADDRESS__
+#define STACK_SIZE ((size_t)512 << 10) /* AddressSanitizer's redzones need room */
+#else
 #define STACK_SIZE ((size_t)128 << 10)
+#endif
 #define OUT_MAX ((size_t)1 << 20)     /* one write of events at most */
 #define POP_MAX 64                    /* events taken from the queue at once */
 #define REPLAY_COUNT 200              /* entries per XRANGE of a replay */
@@ -481,6 +486,14 @@ int main(int argc, char **argv)
     if (rc >= 0) return rc;
     sx_cli_log_init(&cli, &cfg);
     signal(SIGPIPE, SIG_IGN); /* hiredis: a dropped Redis connection must not kill us */
+    /* Every open stream holds a socket: take the hard limit of descriptors. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)cfg.sse_threads + 64)
+        sx_warn("RLIMIT_NOFILE %llu is below sse_threads + 64: streams may be refused", (unsigned long long)rl.rlim_cur);
     if (sx_sse_hub_start(&cfg) != SX_OK) return 1;
 
     /* Static: threads still read it while the process exits. */

@@ -41,8 +41,8 @@ static atomic_int stopping;
 /* The server copy and the workers live until the process exits (idle
  * threads are never joined); static roots keep LeakSanitizer from calling
  * them leaks once those threads have ended. */
-static struct sx_fcgi_server *live_server;
-static struct worker *live_workers;
+static struct sx_fcgi_server *volatile live_server; /* volatile: the stores must stay (roots only) */
+static struct worker *volatile live_workers;
 
 /* Refuses to take over a unix socket that a live process still accepts on. */
 static int check_socket_free(const char *path)

@@ -38,7 +38,8 @@ async function listIds(project, token) {
 
 /** Every way to reach project p's data; each must answer want. */
 function projectPaths(p, traceId) {
-  return [`projects/${p}/traces`, `projects/${p}/traces/${traceId}`, `projects/${p}/services`];
+  // .../stream (sextant-sse) refuses before any event, with the same 404 and 401.
+  return [`projects/${p}/traces`, `projects/${p}/traces/${traceId}`, `projects/${p}/services`, `projects/${p}/stream`];
 }
 
 stackTest(stack, 'sextantctl creates project B with its own ingest key and token', async () => {
