@@ -366,7 +366,9 @@ static void serve(struct req *r, int project, const char *resume, const struct s
     /* Subscribe before the replay: whatever arrives meanwhile waits in the
      * queue, and send_event skips what the replay sent already. */
     s.filter = *filter;
-    sx_sse_sub_init(&sub, project, (size_t)r->cfg->sse_queue);
+    memset(&sub, 0, sizeof(sub));
+    sub.project = project;
+    sx_live_queue_init(&sub.queue, (size_t)r->cfg->sse_queue);
     sx_sse_hub_add(&sub, st.last);
     if (FCGX_PutStr(head, (int)sizeof(head) - 1, s.out) < 0) s.broken = 1;
     flush(&s);
@@ -384,7 +386,7 @@ static void serve(struct req *r, int project, const char *resume, const struct s
         int64_t now = sx_mono_ns(), deadline = s.last_write + hb;
         if (deadline > now + 1000000000LL) deadline = now + 1000000000LL; /* look at the stop flag every second */
         int gap = 0;
-        size_t n = sx_sse_sub_pop(&sub, evs, POP_MAX, &gap, deadline);
+        size_t n = sx_live_queue_pop(&sub.queue, evs, POP_MAX, &gap, deadline);
         if (gap) send_gap(&s);
         for (size_t i = 0; i < n; i++) {
             send_event(&s, evs[i]);
@@ -397,7 +399,7 @@ static void serve(struct req *r, int project, const char *resume, const struct s
         }
     }
     sx_sse_hub_remove(&sub);
-    sx_sse_sub_term(&sub);
+    sx_live_queue_term(&sub.queue);
     sx_buf_term(&s.buf);
     sx_rinfo(r->fr->reqid, "stream of project %d closed (%s)", project, s.broken ? "client left" : "stopping");
 }

@@ -8,32 +8,16 @@
 #include "live.h"
 
 #include <hiredis/hiredis.h>
-#include <pthread.h>
 
-/* One open stream as the hub sees it: a bounded queue of shared events.
- * Embedded in the stream's handler (its thread's stack); registered with
- * sx_sse_hub_add, removed with sx_sse_hub_remove before it goes away. The
- * hub pushes under mu; the stream pops under mu. */
+/* One open stream as the hub sees it: its project and its bounded queue of
+ * shared events (lib/live.h). Embedded in the stream's handler (its
+ * thread's stack); registered with sx_sse_hub_add, removed with
+ * sx_sse_hub_remove before it goes away. */
 struct sx_sse_sub {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
     int project;
-    struct sx_live_event **q; /* ring of qcap (owned: _init/_term) */
-    size_t qcap, head, len;
-    int gap;                  /* events were dropped since the last pop */
+    struct sx_live_queue queue;
     struct sx_sse_sub *next;  /* the hub's list (guarded by the hub's lock) */
 };
-
-/* Makes an empty subscription with a queue of qcap events. Cannot fail. */
-void sx_sse_sub_init(struct sx_sse_sub *s, int project, size_t qcap);
-/* Drops the queued events and frees the queue. */
-void sx_sse_sub_term(struct sx_sse_sub *s);
-/* Moves up to max queued events into out (the caller then owns their
- * references) and returns how many; *gap tells (and clears) whether events
- * were dropped before them. Waits until there is something or until
- * deadline_mono_ns passes (then returns 0). */
-size_t sx_sse_sub_pop(struct sx_sse_sub *s, struct sx_live_event **out, size_t max, int *gap,
-                      int64_t deadline_mono_ns);
 
 /* Starts the hub's reader thread (one per process). SX_ERR when it cannot. */
 int sx_sse_hub_start(const struct sx_config *cfg);

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <time.h>
 
 #define BLOCK_MS 250
@@ -53,70 +54,6 @@ static struct {
 /* The shared command connection of the streams (owned here). */
 static pthread_mutex_t cmd_mu = PTHREAD_MUTEX_INITIALIZER;
 static redisContext *cmd_rc;
-
-/* ---- subscriptions ------------------------------------------------------------ */
-
-void sx_sse_sub_init(struct sx_sse_sub *s, int project, size_t qcap)
-{
-    memset(s, 0, sizeof(*s));
-    pthread_mutex_init(&s->mu, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&s->cv, &ca);
-    pthread_condattr_destroy(&ca);
-    s->project = project;
-    s->qcap = qcap ? qcap : 1;
-    s->q = sx_xcalloc(s->qcap, sizeof(*s->q));
-}
-
-static void drop_queue(struct sx_sse_sub *s)
-{
-    for (size_t i = 0; i < s->len; i++) sx_live_event_put(s->q[(s->head + i) % s->qcap]);
-    s->head = s->len = 0;
-}
-
-void sx_sse_sub_term(struct sx_sse_sub *s)
-{
-    drop_queue(s);
-    free(s->q);
-    s->q = NULL;
-    pthread_cond_destroy(&s->cv);
-    pthread_mutex_destroy(&s->mu);
-}
-
-/* Queues ev for s (a new reference); a full queue is dropped first. */
-static void sub_push(struct sx_sse_sub *s, struct sx_live_event *ev)
-{
-    pthread_mutex_lock(&s->mu);
-    if (s->len == s->qcap) {
-        drop_queue(s);
-        s->gap = 1;
-    }
-    sx_live_event_get(ev);
-    s->q[(s->head + s->len) % s->qcap] = ev;
-    s->len++;
-    pthread_cond_signal(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-}
-
-size_t sx_sse_sub_pop(struct sx_sse_sub *s, struct sx_live_event **out, size_t max, int *gap, int64_t deadline)
-{
-    struct timespec ts = {(time_t)(deadline / 1000000000LL), (long)(deadline % 1000000000LL)};
-    size_t n = 0;
-    pthread_mutex_lock(&s->mu);
-    while (s->len == 0 && !s->gap && sx_mono_ns() < deadline)
-        if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0) break;
-    *gap = s->gap;
-    s->gap = 0;
-    while (n < max && s->len > 0) {
-        out[n++] = s->q[s->head];
-        s->head = (s->head + 1) % s->qcap;
-        s->len--;
-    }
-    pthread_mutex_unlock(&s->mu);
-    return n;
-}
 
 /* ---- the hub's list ---------------------------------------------------------------- */
 
@@ -201,7 +138,7 @@ static void fan_out(int pid, const redisReply *entry)
     if (p && sx_live_id_cmp(id, p->last_id) > 0) snprintf(p->last_id, sizeof(p->last_id), "%s", id);
     if (ev)
         for (struct sx_sse_sub *s = hub.subs; s; s = s->next)
-            if (s->project == pid) sub_push(s, ev);
+            if (s->project == pid) sx_live_queue_push(&s->queue, ev);
     pthread_mutex_unlock(&hub.mu);
     sx_live_event_put(ev);
 }

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 typedef Opentelemetry__Proto__Common__V1__KeyValue pb_kv;
 typedef Opentelemetry__Proto__Common__V1__AnyValue pb_any;
@@ -587,6 +588,70 @@ int sx_live_format(struct sx_buf *out, const struct sx_live_event *ev, const str
         return SX_ERR;
     }
     return 1;
+}
+
+/* ---- sextant-sse: a stream's queue ---------------------------------------------------- */
+
+void sx_live_queue_init(struct sx_live_queue *q, size_t cap)
+{
+    memset(q, 0, sizeof(*q));
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&q->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    q->cap = cap ? cap : 1;
+    q->q = sx_xcalloc(q->cap, sizeof(*q->q));
+}
+
+/* Drops every queued reference; the caller holds q->mu (or owns q alone). */
+static void queue_drop(struct sx_live_queue *q)
+{
+    for (size_t i = 0; i < q->len; i++) sx_live_event_put(q->q[(q->head + i) % q->cap]);
+    q->head = q->len = 0;
+}
+
+void sx_live_queue_term(struct sx_live_queue *q)
+{
+    queue_drop(q);
+    free(q->q);
+    q->q = NULL;
+    pthread_cond_destroy(&q->cv);
+    pthread_mutex_destroy(&q->mu);
+}
+
+void sx_live_queue_push(struct sx_live_queue *q, struct sx_live_event *ev)
+{
+    pthread_mutex_lock(&q->mu);
+    if (q->len == q->cap) {
+        queue_drop(q);
+        q->gap = 1;
+    }
+    sx_live_event_get(ev);
+    q->q[(q->head + q->len) % q->cap] = ev;
+    q->len++;
+    pthread_cond_signal(&q->cv);
+    pthread_mutex_unlock(&q->mu);
+}
+
+size_t sx_live_queue_pop(struct sx_live_queue *q, struct sx_live_event **out, size_t max, int *gap,
+                         int64_t deadline)
+{
+    struct timespec ts = {(time_t)(deadline / 1000000000LL), (long)(deadline % 1000000000LL)};
+    size_t n = 0;
+    pthread_mutex_lock(&q->mu);
+    while (q->len == 0 && !q->gap && sx_mono_ns() < deadline)
+        if (pthread_cond_timedwait(&q->cv, &q->mu, &ts) != 0) break;
+    *gap = q->gap;
+    q->gap = 0;
+    while (n < max && q->len > 0) {
+        out[n++] = q->q[q->head];
+        q->head = (q->head + 1) % q->cap;
+        q->len--;
+    }
+    pthread_mutex_unlock(&q->mu);
+    return n;
 }
 
 /* ---- stream ids ------------------------------------------------------------------ */

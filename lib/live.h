@@ -22,6 +22,7 @@
 #include "otlp.h"
 
 #include <hiredis/hiredis.h>
+#include <pthread.h>
 #include <stdatomic.h>
 
 #define SX_LIVE_MAX_ITEMS 50      /* items of one published entry at most */
@@ -125,6 +126,31 @@ int sx_live_filter_parse(struct sx_live_filter *f, const char *topics, const cha
  * Returns 1 when written, 0 when f leaves nothing of it (nothing written),
  * SX_ERR when out lacks room (out unchanged). */
 int sx_live_format(struct sx_buf *out, const struct sx_live_event *ev, const struct sx_live_filter *f);
+
+/* A stream's bounded queue of shared events (sextant-sse: the hub pushes,
+ * the stream's thread pops). Embedded by its owner: _init, _term. */
+struct sx_live_queue {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;        /* signalled on push (CLOCK_MONOTONIC waits) */
+    struct sx_live_event **q; /* ring of cap references */
+    size_t cap, head, len;
+    int gap;                  /* events were dropped since the last pop */
+};
+
+/* Makes an empty queue of cap events (at least 1). Cannot fail. */
+void sx_live_queue_init(struct sx_live_queue *q, size_t cap);
+/* Drops the queued events' references and frees the ring. */
+void sx_live_queue_term(struct sx_live_queue *q);
+/* Queues a new reference to ev. A full queue is emptied first and marked
+ * (gap): a client that falls cap events behind skips to the newest, and
+ * memory stays bounded. Cannot fail. */
+void sx_live_queue_push(struct sx_live_queue *q, struct sx_live_event *ev);
+/* Moves up to max events into out (the caller owns those references) and
+ * returns how many; *gap tells (and clears) whether events were dropped
+ * before them. Waits while the queue is empty and has no gap, until
+ * deadline_mono_ns (sx_mono_ns clock); returns 0 then. */
+size_t sx_live_queue_pop(struct sx_live_queue *q, struct sx_live_event **out, size_t max, int *gap,
+                         int64_t deadline_mono_ns);
 
 /* Compares two Redis stream ids ("ms-seq"; "ms" alone means "ms-0"):
  * negative, 0 or positive. Malformed ids compare as 0-0. */

@@ -297,12 +297,53 @@ static void test_xadd_text(void **state)
     sx_buf_term(&cmds);
 }
 
+static void test_queue_gap(void **state)
+{
+    (void)state;
+    struct sx_live_queue q;
+    struct sx_live_event *ev[7], *out[16];
+    char id[16];
+    int gap = -1;
+    sx_live_queue_init(&q, 4);
+    for (int i = 0; i < 7; i++) {
+        snprintf(id, sizeof(id), "%d-0", i + 1);
+        ev[i] = event(id, "logs", "1", LOGS);
+        assert_non_null(ev[i]);
+    }
+    /* Nothing queued: pop waits until the deadline and returns nothing. */
+    assert_int_equal(sx_live_queue_pop(&q, out, 16, &gap, sx_mono_ns() + 20000000LL), 0);
+    assert_int_equal(gap, 0);
+    /* Three fit: they come out in order, without a gap. */
+    for (int i = 0; i < 3; i++) sx_live_queue_push(&q, ev[i]);
+    assert_int_equal(sx_live_queue_pop(&q, out, 2, &gap, 0), 2);
+    assert_int_equal(gap, 0);
+    assert_string_equal(out[0]->id, "1-0");
+    assert_string_equal(out[1]->id, "2-0");
+    sx_live_event_put(out[0]);
+    sx_live_event_put(out[1]);
+    /* 3-0 waits; four more overflow the four places at 7-0: the queue is emptied (3-0
+     * to 6-0 dropped), 7-0 is queued, and the next pop says gap: the client skips ahead. */
+    for (int i = 3; i < 7; i++) sx_live_queue_push(&q, ev[i]);
+    size_t n = sx_live_queue_pop(&q, out, 16, &gap, 0);
+    assert_int_equal(gap, 1);
+    assert_int_equal(n, 1);
+    assert_string_equal(out[0]->id, "7-0");
+    for (size_t i = 0; i < n; i++) sx_live_event_put(out[i]);
+    assert_int_equal(sx_live_queue_pop(&q, out, 16, &gap, 0), 0);
+    assert_int_equal(gap, 0);
+    /* The queue held its own references: the events are still ours. */
+    for (int i = 0; i < 7; i++) assert_int_equal(atomic_load(&ev[i]->refs), 1);
+    sx_live_queue_push(&q, ev[0]);
+    sx_live_queue_term(&q); /* drops the queued reference */
+    for (int i = 0; i < 7; i++) sx_live_event_put(ev[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_format_filters), cmocka_unit_test(test_issue_event), cmocka_unit_test(test_bad_entries),
         cmocka_unit_test(test_filter_errors),  cmocka_unit_test(test_ids),         cmocka_unit_test(test_spans_items),
-        cmocka_unit_test(test_log_body_cut),   cmocka_unit_test(test_xadd_text),
+        cmocka_unit_test(test_log_body_cut),   cmocka_unit_test(test_xadd_text),     cmocka_unit_test(test_queue_gap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
