@@ -2,7 +2,8 @@
  * GET /api/v1/projects/{project}/stream (README "Live stream").
  *
  * Each open stream holds one FastCGI request and so one thread: the thread
- * budget is sse_threads, with small stacks (128 KB; the streams need little:
+ * budget is sse_threads (one of them kept to answer 503 when the others all
+ * hold streams), with small stacks (128 KB; the streams need little:
  * a 64 KB output buffer is on the heap). The request is checked before
  * the stream starts (400 bad parameters, 401 no or bad credentials, 404
  * unknown project or not a member, 503 PostgreSQL or Redis down), with the
@@ -35,6 +36,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -416,9 +418,32 @@ static const char *param1(struct req *r, const struct sx_api_query *q, const cha
     return v && *v ? v : NULL;
 }
 
+/* Requests being handled (open streams and ones being checked). */
+static atomic_int active;
+
+static void handle_one(struct sx_fcgi_req *fr, const struct sx_config *cfg);
+
+/* One thread of the budget is kept for refusals: when every other one holds
+ * a stream, a new request gets 503 at once instead of waiting in the
+ * socket's backlog until a stream ends. */
 static void handle(struct sx_fcgi_req *fr, void *ctx)
 {
     const struct sx_config *cfg = ctx;
+    if (atomic_fetch_add(&active, 1) + 1 > (int)cfg->sse_threads - 1) {
+        struct req r;
+        memset(&r, 0, sizeof(r));
+        r.fr = fr;
+        r.cfg = cfg;
+        fail(&r, 503, "unavailable", "too many open streams (sse_threads %lld), retry later", cfg->sse_threads);
+        respond_error(&r);
+    } else {
+        handle_one(fr, cfg);
+    }
+    atomic_fetch_sub(&active, 1);
+}
+
+static void handle_one(struct sx_fcgi_req *fr, const struct sx_config *cfg)
+{
     struct req r;
     struct sx_api_query q;
     struct sx_live_filter filter;

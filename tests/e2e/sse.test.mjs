@@ -4,7 +4,7 @@
 // live after sextant-persist committed them. Also: refusals before the stream starts
 // (401/404/400/405), topics and filters, token and cookie auth, project isolation, resume
 // with Last-Event-ID (nothing missed, nothing repeated), the gap event, heartbeats, and
-// threads freed by clients that leave (sse_threads is small here).
+// threads freed by clients that leave and 503 past the thread budget (sse_threads is small here).
 
 import assert from 'node:assert/strict';
 import https from 'node:https';
@@ -18,7 +18,7 @@ import { SeverityNumber } from '@opentelemetry/api-logs';
 import { useStack, stackTest, eventually, apiError, run, sleep } from './lib/stack.mjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const THREADS = 6;
+const THREADS = 10;
 const stack = useStack('sse', { extraConf: `sse_heartbeat_s 1\nsse_threads ${THREADS}` });
 
 const B = {};
@@ -104,9 +104,15 @@ function stream(p, { token = stack.token, cookie, query = {}, headers = {}, meth
   });
 }
 
-/** A stream that must open: 200, text/event-stream, retry first. */
+/** A stream that must open: 200, text/event-stream, retry first (a 503 is retried). */
 async function live(p, opts) {
-  const s = await stream(p, opts);
+  // A stream closed by an earlier step holds its thread until its next heartbeat (1 s):
+  // a 503 (budget full) is retried for a while.
+  let s = await stream(p, opts);
+  for (let i = 0; i < 20 && s.status === 503; i++) {
+    await sleep(500);
+    s = await stream(p, opts);
+  }
   assert.equal(s.status, 200, s.text);
   assert.match(s.headers['content-type'], /^text\/event-stream/);
   await s.waitFor((f) => f.retry !== undefined, 'the retry line');
@@ -380,18 +386,36 @@ stackTest(stack, 'metrics rolled up by sextant-rollup arrive as metrics events',
   s.close();
 });
 
-stackTest(stack, 'clients that leave free their threads: many open/close cycles, then every slot serves', async () => {
+stackTest(stack, 'clients that leave free their threads; past the budget a stream gets 503 at once', async () => {
   closeLeftovers();
   for (let i = 0; i < 4 * THREADS; i++) {
     const s = await live(stack.project, { query: { topics: 'issues' } });
     s.close();
   }
-  // All THREADS slots at once: each answers (a leaked thread would leave one hanging).
-  const all = await Promise.all(Array.from({ length: THREADS }, () => live(stack.project, { query: { topics: 'metrics' } })));
-  await Promise.all(all.map((s) => s.waitFor((f) => f.comment === 'ping', 'a heartbeat', 20_000)));
-  for (const s of all) s.close();
-  const again = await live(stack.project);
-  again.close();
+  // A thread notices its client left at its next write (heartbeat: 1 s). Then every slot
+  // but the one kept for refusals serves at once (a leaked thread would keep one busy).
+  let held = [];
+  await eventually(async () => {
+    const all = await Promise.all(Array.from({ length: THREADS - 1 }, () => stream(stack.project, { query: { topics: 'metrics' } })));
+    const refused = all.filter((s) => s.status !== 200);
+    if (refused.length) {
+      for (const s of all) if (s.status === 200) s.close();
+      assert.fail(`${refused.length} of ${THREADS - 1} refused: ${refused[0].status} ${refused[0].text}`);
+    }
+    held = all;
+  }, { what: `${THREADS - 1} streams at once`, timeoutMs: 30_000, intervalMs: 1500 });
+  await Promise.all(held.map((s) => s.waitFor((f) => f.comment === 'ping', 'a heartbeat', 20_000)));
+  // The budget is full: one more is refused at once, not left waiting.
+  const extra = await stream(stack.project);
+  assert.equal(extra.status, 503, extra.text);
+  assert.equal(apiError(extra).code, 'unavailable');
+  assert.ok(Number(extra.headers['retry-after']) > 0, JSON.stringify(extra.headers));
+  for (const s of held) s.close();
+  await eventually(async () => {
+    const again = await stream(stack.project);
+    if (again.status === 200) again.close();
+    assert.equal(again.status, 200, again.text);
+  }, { what: 'a stream after the others closed', timeoutMs: 20_000, intervalMs: 1000 });
 });
 
 stackTest(stack, 'SIGTERM ends open streams; the restarted process serves again', async () => {
