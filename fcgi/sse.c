@@ -319,19 +319,10 @@ static void replay(struct stream *s, int project, const char *last)
         size_t n = rp.page->elements;
         for (size_t i = 0; i < n; i++) {
             const redisReply *e = rp.page->element[i];
-            if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || e->element[1]->type != REDIS_REPLY_ARRAY) continue;
-            const redisReply *f = e->element[1];
-            const char *names[32], *vals[32];
-            size_t nl[32], vl[32], nf = f->elements / 2 > 32 ? 32 : f->elements / 2;
-            for (size_t k = 0; k < nf; k++) {
-                names[k] = f->element[2 * k]->str ? f->element[2 * k]->str : "";
-                nl[k] = f->element[2 * k]->len;
-                vals[k] = f->element[2 * k + 1]->str ? f->element[2 * k + 1]->str : "";
-                vl[k] = f->element[2 * k + 1]->len;
-            }
-            struct sx_live_event *ev = sx_live_event_create(e->element[0]->str, nf, names, nl, vals, vl);
+            struct sx_live_event *ev = sx_sse_event_of(e);
             if (ev) send_event(s, ev);
-            else snprintf(s->last_id, sizeof(s->last_id), "%s", e->element[0]->str);
+            else if (e->type == REDIS_REPLY_ARRAY && e->elements == 2 && e->element[0]->type == REDIS_REPLY_STRING)
+                snprintf(s->last_id, sizeof(s->last_id), "%s", e->element[0]->str); /* skipped, but passed */
             sx_live_event_put(ev);
         }
         freeReplyObject(rp.page);

@@ -31,6 +31,10 @@ void sx_sse_hub_remove(struct sx_sse_sub *s);
 /* Open streams now (for logs and the bench). */
 int sx_sse_hub_streams(void);
 
+/* Parses one entry of an XREAD/XRANGE reply ([id, [field, value...]]) into
+ * a new event (one reference), or NULL when it is not one we send. */
+struct sx_live_event *sx_sse_event_of(const redisReply *entry);
+
 /* Runs fn with the process's shared Redis command connection (for the
  * short commands of a stream's start: the resume range, the watch key),
  * serialized by a lock. fn gets NULL when Redis is unreachable. Returns

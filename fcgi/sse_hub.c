@@ -113,26 +113,31 @@ int sx_sse_hub_streams(void)
 
 /* ---- the reader ---------------------------------------------------------------------- */
 
+struct sx_live_event *sx_sse_event_of(const redisReply *entry)
+{
+    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 || entry->element[0]->type != REDIS_REPLY_STRING)
+        return NULL;
+    const redisReply *f = entry->element[1];
+    if (f->type != REDIS_REPLY_ARRAY || f->elements % 2 != 0 || f->elements > 64) return NULL;
+    const char *names[32], *vals[32];
+    size_t nl[32], vl[32], nf = f->elements / 2;
+    for (size_t i = 0; i < nf; i++) {
+        names[i] = f->element[2 * i]->str ? f->element[2 * i]->str : "";
+        nl[i] = f->element[2 * i]->str ? f->element[2 * i]->len : 0;
+        vals[i] = f->element[2 * i + 1]->str ? f->element[2 * i + 1]->str : "";
+        vl[i] = f->element[2 * i + 1]->str ? f->element[2 * i + 1]->len : 0;
+    }
+    return sx_live_event_create(entry->element[0]->str, nf, names, nl, vals, vl);
+}
+
 /* Parses one XREAD entry of project pid and fans it out. */
 static void fan_out(int pid, const redisReply *entry)
 {
     if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 || entry->element[0]->type != REDIS_REPLY_STRING)
         return;
     const char *id = entry->element[0]->str;
-    const redisReply *f = entry->element[1];
-    struct sx_live_event *ev = NULL;
-    if (f->type == REDIS_REPLY_ARRAY && f->elements % 2 == 0 && f->elements <= 64) {
-        const char *names[32], *vals[32];
-        size_t nl[32], vl[32], nf = f->elements / 2;
-        for (size_t i = 0; i < nf; i++) {
-            names[i] = f->element[2 * i]->str ? f->element[2 * i]->str : "";
-            nl[i] = f->element[2 * i]->len;
-            vals[i] = f->element[2 * i + 1]->str ? f->element[2 * i + 1]->str : "";
-            vl[i] = f->element[2 * i + 1]->len;
-        }
-        ev = sx_live_event_create(id, nf, names, nl, vals, vl);
-        if (!ev) sx_debug("live entry %s of project %d skipped (unknown or malformed)", id, pid);
-    }
+    struct sx_live_event *ev = sx_sse_event_of(entry);
+    if (!ev) sx_debug("live entry %s of project %d skipped (unknown or malformed)", id, pid);
     pthread_mutex_lock(&hub.mu);
     struct project *p = project_find(pid);
     if (p && sx_live_id_cmp(id, p->last_id) > 0) snprintf(p->last_id, sizeof(p->last_id), "%s", id);
