@@ -132,13 +132,13 @@ static PGresult *io_exec(void *ud, const char *sql, int nparams, const char *con
 }
 
 /* Authenticates the caller and finds {project}: SX_OK with *pid, or SX_ERR
- * with the error set. */
-static int authorize(struct req *r, const char *project, int *pid)
+ * with the error set. What it looks up goes into arena (r->who points there). */
+static int authorize(struct req *r, struct sx_arena *arena, const char *project, int *pid)
 {
-    struct sx_auth_io io = {.arena = r->fr->arena, .exec = io_exec, .fail = io_fail, .ud = r};
+    struct sx_auth_io io = {.arena = arena, .exec = io_exec, .fail = io_fail, .ud = r};
     size_t len = 0;
     const char *tok = sx_auth_bearer(sx_fcgi_param(r->fr, "HTTP_AUTHORIZATION"), &len);
-    const char *cookie = tok ? NULL : sx_auth_cookie(r->fr->arena, sx_fcgi_param(r->fr, "HTTP_COOKIE"), "sx_session");
+    const char *cookie = tok ? NULL : sx_auth_cookie(arena, sx_fcgi_param(r->fr, "HTTP_COOKIE"), "sx_session");
     int rc = SX_ERR;
     if (!tok && !cookie) return fail(r, 401, "unauthorized", "missing bearer token or session");
     r->pg = pool_get();
@@ -337,8 +337,27 @@ static void replay(struct stream *s, int project, const char *last)
     if (sx_live_id_cmp(s->last_id, last) < 0) snprintf(s->last_id, sizeof(s->last_id), "%s", last);
 }
 
+/* Checks the stream's credentials again (the token or session may have been
+ * revoked, the membership removed): SX_ERR when its access has ended. A
+ * database that does not answer leaves the stream open. */
+static int still_allowed(struct req *r, const char *seg, int project)
+{
+    struct sx_arena *a = sx_arena_create(4096, (size_t)256 << 10);
+    int pid = 0, rc;
+    memset(&r->who, 0, sizeof(r->who));
+    r->status = 0;
+    rc = authorize(r, a, seg, &pid);
+    memset(&r->who, 0, sizeof(r->who)); /* it pointed into a */
+    sx_arena_destroy(a);
+    if (rc == SX_OK && pid == project) return SX_OK;
+    if (rc != SX_OK && r->status >= 500) return SX_OK;
+    sx_rinfo(r->fr->reqid, "stream of project %d ends: access ended (%d %s)", project, r->status ? r->status : 404,
+             r->status ? r->msg : "another project");
+    return SX_ERR;
+}
+
 /* Serves the stream until the client leaves or the process stops. */
-static void serve(struct req *r, int project, const char *resume, const struct sx_live_filter *filter)
+static void serve(struct req *r, const char *seg, int project, const char *resume, const struct sx_live_filter *filter)
 {
     struct stream s;
     struct sx_sse_sub sub;
@@ -374,8 +393,13 @@ static void serve(struct req *r, int project, const char *resume, const struct s
         snprintf(s.last_id, sizeof(s.last_id), "%s", st.last);
     }
     flush(&s);
-    int64_t hb = r->cfg->sse_heartbeat_s * 1000000000LL;
+    int64_t hb = r->cfg->sse_heartbeat_s * 1000000000LL, reauth = r->cfg->sse_reauth_s * 1000000000LL;
+    int64_t next_auth = sx_mono_ns() + reauth;
     while (!s.broken && !sx_fcgi_stopping()) {
+        if (sx_mono_ns() >= next_auth) {
+            if (still_allowed(r, seg, project) != SX_OK) break;
+            next_auth = sx_mono_ns() + reauth;
+        }
         int64_t now = sx_mono_ns(), deadline = s.last_write + hb;
         if (deadline > now + 1000000000LL) deadline = now + 1000000000LL; /* look at the stop flag every second */
         int gap = 0;
@@ -394,7 +418,8 @@ static void serve(struct req *r, int project, const char *resume, const struct s
     sx_sse_hub_remove(&sub);
     sx_live_queue_term(&sub.queue);
     sx_buf_term(&s.buf);
-    sx_rinfo(r->fr->reqid, "stream of project %d closed (%s)", project, s.broken ? "client left" : "stopping");
+    sx_rinfo(r->fr->reqid, "stream of project %d closed (%s)", project,
+             s.broken ? "client left" : sx_fcgi_stopping() ? "stopping" : "access ended");
 }
 
 /* The single value of a query parameter (NULL when absent or empty); a
@@ -475,8 +500,8 @@ static void handle_one(struct sx_fcgi_req *fr, const struct sx_config *cfg)
         fail(&r, 400, "bad_request", "invalid Last-Event-ID: a stream id such as 1700000000000-0");
         goto refuse;
     }
-    if (authorize(&r, project, &pid) != SX_OK) goto refuse;
-    serve(&r, pid, resume, &filter);
+    if (authorize(&r, fr->arena, project, &pid) != SX_OK) goto refuse;
+    serve(&r, project, pid, resume, &filter);
     return;
 refuse:
     respond_error(&r);

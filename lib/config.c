@@ -74,6 +74,7 @@ static const struct conf_def defs[] = {
     INT(sse_threads, "1100", 2, 20000, "sextant-sse threads: open live streams at most (one small-stack thread each)"),
     INT(sse_heartbeat_s, "15", 1, 3600, "seconds of silence after which a live stream gets a ': ping' comment"),
     INT(sse_queue, "512", 8, 100000, "events a live stream may lag behind before it gets 'event: gap' and skips ahead"),
+    INT(sse_reauth_s, "60", 1, 86400, "seconds after which an open live stream checks its token or session and membership again; revoked access ends the stream"),
     INT(live_maxlen, "5000", 100, 10000000, "entries kept in each project's live stream (XADD MAXLEN ~): how far Last-Event-ID can resume"),
 };
 

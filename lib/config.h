@@ -68,6 +68,7 @@ struct sx_config {
     long long sse_threads;            /* open streams at most (one thread each) */
     long long sse_heartbeat_s;        /* ": ping" after this many idle seconds */
     long long sse_queue;              /* events a slow client may lag behind before a gap */
+    long long sse_reauth_s;           /* an open stream's credentials are checked again this often */
     long long live_maxlen;            /* XADD MAXLEN ~ of the per-project live streams */
 };
 

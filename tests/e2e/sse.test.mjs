@@ -19,7 +19,7 @@ import { useStack, stackTest, eventually, apiError, run, sleep } from './lib/sta
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const THREADS = 10;
-const stack = useStack('sse', { extraConf: `sse_heartbeat_s 1\nsse_threads ${THREADS}` });
+const stack = useStack('sse', { extraConf: `sse_heartbeat_s 1\nsse_threads ${THREADS}\nsse_reauth_s 2` });
 
 const B = {};
 const U = {};
@@ -416,6 +416,29 @@ stackTest(stack, 'clients that leave free their threads; past the budget a strea
     if (again.status === 200) again.close();
     assert.equal(again.status, 200, again.text);
   }, { what: 'a stream after the others closed', timeoutMs: 20_000, intervalMs: 1000 });
+});
+
+stackTest(stack, 'revoked access ends open streams (sse_reauth_s 2): a revoked token, a removed member', async () => {
+  closeLeftovers();
+  const t = (await stack.ctl('token', 'create', '--project', stack.project, '--name', 'sse-revoke')).token;
+  const byToken = await live(stack.project, { token: t });
+  const b = await stack.ctl('user', 'create', 'bob@example.com');
+  await stack.ctl('member', 'add', '--project', stack.project, 'bob@example.com', 'viewer');
+  const r = await stack.request('POST', new URL('auth/login', stack.apiBase), {
+    headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ email: b.email, password: b.password }) });
+  assert.equal(r.status, 200, r.text);
+  const bobCookie = (r.headers['set-cookie'] ?? []).find((c) => c.startsWith('sx_session=')).split(';')[0].slice(11);
+  const byCookie = await live(stack.project, { token: null, cookie: bobCookie });
+  const keeps = await live(stack.project, { token: null, cookie: U.cookie });
+  await stack.psql(`UPDATE access_tokens SET revoked_at = now() WHERE name = 'sse-revoke'`);
+  await stack.ctl('member', 'remove', '--project', stack.project, 'bob@example.com');
+  await eventually(() => assert.ok(byToken.ended, 'the revoked token\'s stream ended'), { what: 'the token stream to end', timeoutMs: 20_000 });
+  await eventually(() => assert.ok(byCookie.ended, 'the removed member\'s stream ended'), { what: 'the member stream to end', timeoutMs: 20_000 });
+  await sleep(3000); // past another check: alice's access holds
+  assert.ok(!keeps.ended, 'a stream whose access holds goes on');
+  assert.equal((await stream(stack.project, { token: t })).status, 401);
+  assert.equal((await stream(stack.project, { token: null, cookie: bobCookie })).status, 404);
+  keeps.close();
 });
 
 stackTest(stack, 'SIGTERM ends open streams; the restarted process serves again', async () => {
