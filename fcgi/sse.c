@@ -3,8 +3,9 @@
  *
  * Each open stream holds one FastCGI request and so one thread: the thread
  * budget is sse_threads (one of them kept to answer 503 when the others all
- * hold streams), with small stacks (128 KB; the streams need little:
- * a 64 KB output buffer is on the heap). The request is checked before
+ * hold streams), with small stacks (128 KB; a stream needs little: its
+ * output buffer, which grows with the events it writes at once, is on the
+ * heap). The request is checked before
  * the stream starts (400 bad parameters, 401 no or bad credentials, 404
  * unknown project or not a member, 503 PostgreSQL or Redis down), with the
  * same authentication as sextant-api (lib/auth.c). PostgreSQL serves only
