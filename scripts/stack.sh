@@ -5,7 +5,7 @@
 #   scripts/stack.sh up | down | run | status | destroy | maintain
 #       (up runs sextantctl maintain once, run also hourly; maintain runs it now)
 #   scripts/stack.sh start NAME | stop NAME [--kill] | restart NAME
-#       NAME: postgres redis nginx ingest api persist rollup, or rollup2 (a second
+#       NAME: postgres redis nginx ingest api sse persist rollup, or rollup2 (a second
 #       sextant-rollup, --instance 2, that `up` does not start and `down` stops)
 #
 # Environment:
