@@ -34,9 +34,10 @@ LIB_SRC := $(wildcard lib/*.c)
 LIB_O := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRC))
 LIBSX := $(BUILD)/libsextant.a
 
-PROGRAMS := sextant-ingest sextant-api sextant-persist sextant-rollup sextantctl
+PROGRAMS := sextant-ingest sextant-api sextant-sse sextant-persist sextant-rollup sextantctl
 INGEST_SRC := $(wildcard fcgi/ingest*.c)
 API_SRC := $(wildcard fcgi/api*.c)
+SSE_SRC := $(wildcard fcgi/sse*.c)
 PERSIST_SRC := $(wildcard workers/persist*.c)
 ROLLUP_SRC := $(wildcard workers/rollup*.c)
 CTL_SRC := $(wildcard ctl/*.c)
@@ -74,6 +75,9 @@ $(BIN)/sextant-ingest: $(patsubst %.c,$(BUILD)/%.o,$(INGEST_SRC)) $(LIBSX)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BIN)/sextant-api: $(patsubst %.c,$(BUILD)/%.o,$(API_SRC)) $(LIBSX)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BIN)/sextant-sse: $(patsubst %.c,$(BUILD)/%.o,$(SSE_SRC)) $(LIBSX)
 	@mkdir -p $(BIN)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 $(BIN)/sextant-persist: $(patsubst %.c,$(BUILD)/%.o,$(PERSIST_SRC)) $(LIBSX)

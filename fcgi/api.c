@@ -52,7 +52,7 @@
 #define OUT_MAX ((size_t)128 << 20)     /* largest response body */
 #define OUT_KEEP ((size_t)4 << 20)      /* larger buffers are freed after the request */
 #define MAX_QUERY_PARAMS 64
-#define MAX_TOKEN_LEN 256
+#define MAX_TOKEN_LEN SX_AUTH_TOKEN_MAX
 #define TOKEN_CACHE_SIZE 16
 #define TOKEN_CACHE_TTL_NS (5LL * 1000000000LL)
 #define MAX_SEGMENTS 8
@@ -216,21 +216,6 @@ PGresult *sx_api_exec(struct sx_api_req *r, const char *sql, int nparams, const 
 
 /* ---- authentication and projects ---------------------------------------------- */
 
-/* Extracts the token of "Authorization: Bearer <token>"; NULL when absent. */
-static const char *bearer_token(const char *h, size_t *len)
-{
-    if (!h) return NULL;
-    while (*h == ' ' || *h == '\t') h++;
-    if (strncasecmp(h, "Bearer", 6) != 0 || (h[6] != ' ' && h[6] != '\t')) return NULL;
-    h += 6;
-    while (*h == ' ' || *h == '\t') h++;
-    size_t n = strlen(h);
-    while (n && (h[n - 1] == ' ' || h[n - 1] == '\t')) n--;
-    if (n == 0) return NULL;
-    *len = n;
-    return h;
-}
-
 static struct token_entry *cache_find(struct api_thread *t, const uint8_t *hash, int64_t now)
 {
     for (int i = 0; i < TOKEN_CACHE_SIZE; i++) {
@@ -262,32 +247,23 @@ static void cache_put(struct api_thread *t, const uint8_t *hash, int known, int 
     victim->project_id = project_id;
 }
 
-static int slug_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n > 63) return 0;
-    if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= '0' && s[0] <= '9'))) return 0;
-    return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
-}
-
 /* Authenticates the request: Authorization: Bearer (a project token, or a
  * user's personal access token), else the sx_session cookie. Fills r's auth
  * fields and, for a user, their memberships. SX_ERR with a 401 or 503 set. */
 static int authenticate(struct sx_api_req *r, struct api_thread *t)
 {
     size_t len = 0;
-    const char *tok = bearer_token(sx_fcgi_param(r->fr, "HTTP_AUTHORIZATION"), &len);
+    const char *tok = sx_auth_bearer(sx_fcgi_param(r->fr, "HTTP_AUTHORIZATION"), &len);
     uint8_t hash[SX_SHA256_LEN];
-    char hex[2 * SX_SHA256_LEN + 3];
     int64_t now = sx_mono_ns();
-    PGresult *res = NULL;
-    int rc = SX_ERR;
+    struct sx_auth_io io;
+    sx_api_auth_io(r, &io);
 
     if (!tok) {
         const char *cookie = sx_api_cookie(r, "sx_session");
         if (!cookie) return sx_api_fail(r, 401, "unauthorized", "missing bearer token or session");
-        if (sx_api_auth_session(r, cookie, strlen(cookie)) != SX_OK) return SX_ERR;
-        return sx_api_auth_roles(r);
+        if (sx_auth_session(&io, &r->who, cookie, strlen(cookie)) != SX_OK) return SX_ERR;
+        return sx_auth_roles(&io, &r->who);
     }
     if (len > MAX_TOKEN_LEN) return sx_api_fail(r, 401, "unauthorized", "invalid token");
     sx_sha256(tok, len, hash);
@@ -300,56 +276,10 @@ static int authenticate(struct sx_api_req *r, struct api_thread *t)
         r->token_project_id = e->project_id;
         return SX_OK;
     }
-    hex[0] = '\\';
-    hex[1] = 'x';
-    sx_hex_encode(hash, SX_SHA256_LEN, hex + 2);
-    const char *params[1] = {hex};
-    res = sx_api_exec(r,
-                      "SELECT t.id, t.project_id, t.user_id, u.is_admin, u.email, "
-                      "t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute' "
-                      "FROM access_tokens t LEFT JOIN users u ON u.id = t.user_id "
-                      "WHERE t.token_hash = $1::bytea AND t.revoked_at IS NULL "
-                      "AND (t.expires_at IS NULL OR t.expires_at > now()) "
-                      "AND (t.user_id IS NULL OR u.disabled_at IS NULL)",
-                      1, params, "SELECT access_tokens");
-    if (!res) goto out;
-    if (PQntuples(res) != 1) {
-        cache_put(t, hash, 0, 0, 0, now);
-        sx_api_fail(r, 401, "unauthorized", "invalid token");
-        goto out;
-    }
-    r->token_id = atoi(PQgetvalue(res, 0, 0));
-    if (PQgetisnull(res, 0, 2)) {
-        /* A project token (project_id set), or an orphan that reads nothing. */
-        r->auth = SX_AUTH_PROJECT_TOKEN;
-        r->token_project_id = PQgetisnull(res, 0, 1) ? 0 : atoi(PQgetvalue(res, 0, 1));
-        cache_put(t, hash, 1, r->token_id, r->token_project_id, now);
-        rc = SX_OK;
-        goto out;
-    }
-    r->auth = SX_AUTH_USER_TOKEN;
-    r->user_id = atoi(PQgetvalue(res, 0, 2));
-    r->is_admin = PQgetvalue(res, 0, 3)[0] == 't';
-    r->user_email = sx_arena_strndup(r->fr->arena, PQgetvalue(res, 0, 4), (size_t)PQgetlength(res, 0, 4));
-    int stale = PQgetvalue(res, 0, 5)[0] == 't';
-    PQclear(res);
-    res = NULL;
-    if (!r->user_email) {
-        sx_api_fail(r, 500, "internal", "out of memory");
-        goto out;
-    }
-    if (stale) {
-        char tid[16];
-        snprintf(tid, sizeof(tid), "%d", r->token_id);
-        const char *p2[1] = {tid};
-        res = sx_api_exec(r, "UPDATE access_tokens SET last_used_at = now() WHERE id = $1::int", 1, p2,
-                          "UPDATE access_tokens");
-        if (!res) goto out;
-    }
-    rc = sx_api_auth_roles(r);
-out:
-    PQclear(res);
-    return rc;
+    int rc = sx_auth_token(&io, &r->who, tok, len);
+    if (rc == SX_AGAIN) cache_put(t, hash, 0, 0, 0, now);
+    else if (rc == SX_OK && r->auth == SX_AUTH_PROJECT_TOKEN) cache_put(t, hash, 1, r->token_id, r->token_project_id, now);
+    return rc == SX_OK ? SX_OK : SX_ERR;
 }
 
 /* The CSRF wall for requests authenticated by the session cookie (a
@@ -378,19 +308,10 @@ static int csrf_check(struct sx_api_req *r)
  * allowed[0]. 404 when it is missing or not theirs. */
 static int user_project(struct sx_api_req *r, const char *seg, int *allowed, size_t *nallowed)
 {
-    long long id = 0;
-    int numeric = strspn(seg, "0123456789") == strlen(seg);
-    if ((numeric && sx_api_parse_int(seg, 1, INT_MAX, &id) != SX_OK) || (!numeric && !slug_ok(seg)))
-        return sx_api_fail(r, 404, "not_found", "project not found");
-    const char *params[1] = {seg};
-    PGresult *res = sx_api_exec(r,
-                                numeric ? "SELECT id FROM projects WHERE id = $1::integer"
-                                        : "SELECT id FROM projects WHERE slug = $1",
-                                1, params, "SELECT projects");
-    if (!res) return SX_ERR;
-    int pid = PQntuples(res) == 1 ? atoi(PQgetvalue(res, 0, 0)) : 0;
-    PQclear(res);
-    if (!pid || sx_api_role(r, pid) == SX_ROLE_NONE) return sx_api_fail(r, 404, "not_found", "project not found");
+    struct sx_auth_io io;
+    int pid = 0;
+    sx_api_auth_io(r, &io);
+    if (sx_auth_project(&io, &r->who, seg, &pid) != SX_OK) return SX_ERR;
     allowed[0] = pid;
     *nallowed = 1;
     return SX_OK;
@@ -407,7 +328,7 @@ static int resolve_project(struct sx_api_req *r, const char *seg, const int *all
     PGresult *res = NULL;
     int rc = SX_ERR;
 
-    if (nallowed == 0 || (numeric && sx_api_parse_int(seg, 1, INT_MAX, &id) != SX_OK) || (!numeric && !slug_ok(seg)))
+    if (nallowed == 0 || (numeric && sx_api_parse_int(seg, 1, INT_MAX, &id) != SX_OK) || (!numeric && !sx_auth_slug_ok(seg)))
         return sx_api_fail(r, 404, "not_found", "project not found");
     list[off++] = '{';
     for (size_t i = 0; i < nallowed; i++) {

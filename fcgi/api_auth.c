@@ -47,12 +47,7 @@
 
 enum sx_api_role sx_api_role(const struct sx_api_req *r, int project_id)
 {
-    if (r->auth == SX_AUTH_PROJECT_TOKEN) return project_id == r->token_project_id ? SX_ROLE_MEMBER : SX_ROLE_NONE;
-    if (r->auth != SX_AUTH_SESSION && r->auth != SX_AUTH_USER_TOKEN) return SX_ROLE_NONE;
-    if (r->is_admin) return SX_ROLE_INSTANCE_ADMIN;
-    for (size_t i = 0; i < r->nmembers; i++)
-        if (r->members[i].project_id == project_id) return r->members[i].role;
-    return SX_ROLE_NONE;
+    return sx_auth_role(&r->who, project_id);
 }
 
 const char *sx_api_role_name(enum sx_api_role role)
@@ -65,15 +60,6 @@ const char *sx_api_role_name(enum sx_api_role role)
     case SX_ROLE_INSTANCE_ADMIN: return "instance-admin";
     default: return "none";
     }
-}
-
-static enum sx_api_role role_parse(const char *s)
-{
-    if (strcmp(s, "viewer") == 0) return SX_ROLE_VIEWER;
-    if (strcmp(s, "member") == 0) return SX_ROLE_MEMBER;
-    if (strcmp(s, "admin") == 0) return SX_ROLE_ADMIN;
-    if (strcmp(s, "owner") == 0) return SX_ROLE_OWNER;
-    return SX_ROLE_NONE;
 }
 
 /* ---- request helpers ------------------------------------------------------------- */
@@ -96,21 +82,7 @@ int sx_api_add_header(struct sx_api_req *r, const char *fmt, ...)
 
 const char *sx_api_cookie(struct sx_api_req *r, const char *name)
 {
-    const char *h = sx_fcgi_param(r->fr, "HTTP_COOKIE");
-    size_t nlen = strlen(name);
-    while (h && *h) {
-        while (*h == ' ' || *h == '\t' || *h == ';') h++;
-        const char *end = strchr(h, ';');
-        size_t len = end ? (size_t)(end - h) : strlen(h);
-        if (len > nlen && strncmp(h, name, nlen) == 0 && h[nlen] == '=') {
-            const char *v = h + nlen + 1;
-            size_t vlen = len - nlen - 1;
-            while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t')) vlen--;
-            return vlen ? sx_arena_strndup(r->fr->arena, v, vlen) : NULL;
-        }
-        h = end;
-    }
-    return NULL;
+    return sx_auth_cookie(r->fr->arena, sx_fcgi_param(r->fr, "HTTP_COOKIE"), name);
 }
 
 /* The length of the host name at the start of s ("host", "host:port",
@@ -189,78 +161,24 @@ int sx_api_audit(struct sx_api_req *r, const char *action, const char *target, i
     return rc;
 }
 
-/* "\x<hex of sha256(s)>" into lit (2 * SX_SHA256_LEN + 3 bytes). */
-static void hash_literal(const char *s, size_t n, char *lit)
+/* ---- authentication (lib/auth.c) ---------------------------------------------------- */
+
+static PGresult *io_exec(void *ud, const char *sql, int nparams, const char *const *params, const char *what)
 {
-    uint8_t h[SX_SHA256_LEN];
-    sx_sha256(s, n, h);
-    lit[0] = '\\';
-    lit[1] = 'x';
-    sx_hex_encode(h, sizeof(h), lit + 2);
+    return sx_api_exec(ud, sql, nparams, params, what);
 }
 
-/* ---- authentication ------------------------------------------------------------------ */
-
-int sx_api_auth_session(struct sx_api_req *r, const char *token, size_t len)
+static int io_fail(void *ud, int status, const char *code, const char *msg)
 {
-    char lit[2 * SX_SHA256_LEN + 3];
-    if (len > SX_KEY_MAX) return sx_api_fail(r, 401, "unauthorized", "invalid session");
-    hash_literal(token, len, lit);
-    const char *params[1] = {lit};
-    PGresult *res = sx_api_exec(r,
-                                "SELECT s.id, s.user_id, s.csrf_token, s.last_seen_at < now() - interval '1 minute', "
-                                "u.is_admin, u.email FROM sessions s JOIN users u ON u.id = s.user_id "
-                                "WHERE s.token_hash = $1::bytea AND s.revoked_at IS NULL AND s.expires_at > now() "
-                                "AND u.disabled_at IS NULL",
-                                1, params, "SELECT sessions");
-    if (!res) return SX_ERR;
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        return sx_api_fail(r, 401, "unauthorized", "session expired or unknown: log in again");
-    }
-    r->auth = SX_AUTH_SESSION;
-    r->session_id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
-    r->user_id = atoi(PQgetvalue(res, 0, 1));
-    r->csrf_token = sx_arena_strndup(r->fr->arena, PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2));
-    int stale = PQgetvalue(res, 0, 3)[0] == 't';
-    r->is_admin = PQgetvalue(res, 0, 4)[0] == 't';
-    r->user_email = sx_arena_strndup(r->fr->arena, PQgetvalue(res, 0, 5), (size_t)PQgetlength(res, 0, 5));
-    PQclear(res);
-    if (!r->csrf_token || !r->user_email) return sx_api_fail(r, 500, "internal", "out of memory");
-    if (stale) {
-        char sid[24];
-        snprintf(sid, sizeof(sid), "%lld", r->session_id);
-        const char *p2[1] = {sid};
-        res = sx_api_exec(r, "UPDATE sessions SET last_seen_at = now() WHERE id = $1::bigint", 1, p2,
-                          "UPDATE sessions");
-        if (!res) return SX_ERR;
-        PQclear(res);
-    }
-    return SX_OK;
+    return sx_api_fail(ud, status, code, "%s", msg);
 }
 
-int sx_api_auth_roles(struct sx_api_req *r)
+void sx_api_auth_io(struct sx_api_req *r, struct sx_auth_io *io)
 {
-    char uid[16];
-    snprintf(uid, sizeof(uid), "%d", r->user_id);
-    const char *params[1] = {uid};
-    PGresult *res = sx_api_exec(r, "SELECT project_id, role FROM project_members WHERE user_id = $1::int", 1, params,
-                                "SELECT project_members");
-    if (!res) return SX_ERR;
-    int n = PQntuples(res);
-    r->nmembers = 0;
-    r->members = n ? sx_arena_alloc(r->fr->arena, (size_t)n * sizeof(*r->members)) : NULL;
-    if (n && !r->members) {
-        PQclear(res);
-        return sx_api_fail(r, 500, "internal", "out of memory");
-    }
-    for (int i = 0; i < n; i++) {
-        r->members[r->nmembers].project_id = atoi(PQgetvalue(res, i, 0));
-        r->members[r->nmembers].role = role_parse(PQgetvalue(res, i, 1));
-        r->nmembers++;
-    }
-    PQclear(res);
-    return SX_OK;
+    io->arena = r->fr->arena;
+    io->exec = io_exec;
+    io->fail = io_fail;
+    io->ud = r;
 }
 
 /* ---- login throttling (Redis) ------------------------------------------------------------ */
@@ -457,7 +375,7 @@ int sx_api_login(struct sx_api_req *r)
     char token[SX_KEY_MAX], csrf[SX_KEY_MAX], lit[2 * SX_SHA256_LEN + 3], ttl[24];
     if (sx_key_generate("sxs", token, sizeof(token)) != SX_OK || sx_key_generate("sxc", csrf, sizeof(csrf)) != SX_OK)
         return sx_api_fail(r, 500, "internal", "no randomness");
-    hash_literal(token, strlen(token), lit);
+    sx_auth_hash_literal(token, strlen(token), lit);
     snprintf(ttl, sizeof(ttl), "%lld", r->cfg->session_ttl_s);
     const char *ua = sx_fcgi_param(r->fr, "HTTP_USER_AGENT");
     const char *p3[6] = {uid, lit, csrf, ttl, client_ip(r), ua};
@@ -643,7 +561,7 @@ int sx_api_token_create(struct sx_api_req *r)
         if (strcmp(m->key, "name") != 0 && strcmp(m->key, "expiresInDays") != 0)
             return sx_api_fail(r, 400, "bad_request", "unknown member \"%.64s\"", m->key);
     if (sx_key_generate("sxp", token, sizeof(token)) != SX_OK) return sx_api_fail(r, 500, "internal", "no randomness");
-    hash_literal(token, strlen(token), lit);
+    sx_auth_hash_literal(token, strlen(token), lit);
     snprintf(prefix, sizeof(prefix), "%.12s", token);
     snprintf(uid, sizeof(uid), "%d", r->user_id);
     snprintf(dtxt, sizeof(dtxt), "%lld", days);

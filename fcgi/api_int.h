@@ -4,6 +4,7 @@
 #define SX_API_INT_H
 
 #include "apiutil.h"
+#include "auth.h"
 #include "buf.h"
 #include "config.h"
 #include "fcgi_server.h"
@@ -14,33 +15,6 @@
 #include <libpq-fe.h>
 
 #define SX_API_MAX_PROJECTS 64 /* projects one request may read at most */
-
-/* What a caller may do on a project, weakest first (README: "Roles"). A
- * project token acts as a member of its own project: it reads and triages
- * errors, as it could before users existed. Instance admins may do
- * everything everywhere. */
-enum sx_api_role {
-    SX_ROLE_NONE = 0,
-    SX_ROLE_VIEWER,
-    SX_ROLE_MEMBER,
-    SX_ROLE_ADMIN,
-    SX_ROLE_OWNER,
-    SX_ROLE_INSTANCE_ADMIN
-};
-
-/* How the request authenticated. */
-enum sx_api_auth {
-    SX_AUTH_NONE = 0,
-    SX_AUTH_PROJECT_TOKEN, /* Authorization: Bearer, a project's access token */
-    SX_AUTH_USER_TOKEN,    /* Authorization: Bearer, a user's personal access token */
-    SX_AUTH_SESSION        /* the dashboard's sx_session cookie */
-};
-
-/* One project membership of the request's user. */
-struct sx_api_member {
-    int project_id;
-    enum sx_api_role role;
-};
 
 /* One request. Lives on the handling thread's stack; arena memory from fr. */
 struct sx_api_req {
@@ -61,17 +35,14 @@ struct sx_api_req {
     redisContext **redisp;      /* the thread's Redis connection (login throttling); owned by the thread */
     const char *headers;        /* extra response headers ("Name: value\r\n"...), arena memory or NULL */
 
-    /* Who is asking (set by authentication). */
-    enum sx_api_auth auth;
-    int token_id;               /* access_tokens.id of a bearer token */
-    int token_project_id;       /* a project token's project */
-    int user_id;                /* the user of a session or personal token; 0 otherwise */
-    int is_admin;               /* that user is an instance admin */
-    long long session_id;       /* sessions.id when by cookie */
-    const char *csrf_token;     /* that session's CSRF token (arena) */
-    const char *user_email;     /* the user's email (arena) */
-    struct sx_api_member *members; /* the user's memberships (arena) */
-    size_t nmembers;
+    /* Who is asking (set by authentication, lib/auth.c): by name, and as
+     * one struct for the shared auth functions. */
+    union {
+        struct sx_auth_caller who;
+        struct {
+            SX_AUTH_CALLER_FIELDS
+        };
+    };
     enum sx_api_role role;      /* the caller's role on project_id, once resolved */
 
     /* Set by a handler, done by api.c after COMMIT (never for a rolled-back
@@ -90,12 +61,9 @@ const char *sx_api_role_name(enum sx_api_role role);
 
 /* ---- users, sessions and personal tokens (api_auth.c) ----------------------- */
 
-/* Looks the session cookie's token up (not expired, not revoked, user not
- * disabled) and fills r's user fields; touches last_seen_at at most once a
- * minute. SX_OK, or SX_ERR with a 401 (or 503) set. */
-int sx_api_auth_session(struct sx_api_req *r, const char *token, size_t len);
-/* Loads the user's memberships into r->members. SX_ERR with a 503/500 set. */
-int sx_api_auth_roles(struct sx_api_req *r);
+/* The lib/auth.c hooks of request r: queries through sx_api_exec, errors
+ * through sx_api_fail. */
+void sx_api_auth_io(struct sx_api_req *r, struct sx_auth_io *io);
 /* The value of cookie name in the request's Cookie header (arena copy), or NULL. */
 const char *sx_api_cookie(struct sx_api_req *r, const char *name);
 /* Whether the request's Origin header, when present, names this site

@@ -118,30 +118,6 @@ static void reply_open(struct sx_api_req *r, struct sx_json *w)
     sx_json_obj_open(w);
 }
 
-/* Writes a parsed JSON value back as JSON text. */
-static void jv_write(struct sx_json *w, const struct sx_jv *v)
-{
-    switch (v->type) {
-    case SX_JV_NULL: sx_json_null(w); break;
-    case SX_JV_BOOL: sx_json_bool(w, v->boolean); break;
-    case SX_JV_NUMBER: sx_json_raw(w, v->str, v->len); break;
-    case SX_JV_STRING: sx_json_str(w, v->str, v->len); break;
-    case SX_JV_ARRAY:
-        sx_json_arr_open(w);
-        for (const struct sx_jv *c = v->first; c; c = c->next) jv_write(w, c);
-        sx_json_arr_close(w);
-        break;
-    case SX_JV_OBJECT:
-        sx_json_obj_open(w);
-        for (const struct sx_jv *c = v->first; c; c = c->next) {
-            sx_json_key(w, c->key);
-            jv_write(w, c);
-        }
-        sx_json_obj_close(w);
-        break;
-    }
-}
-
 /* A small JSON object for audit details, built in the arena: *_open, then
  * sx_json calls on d->w, then details_text. */
 struct details {
@@ -455,7 +431,7 @@ static const char *setting_text(struct sx_api_req *r, const struct sx_projset *s
             struct sx_json w;
             sx_buf_init(&b, DETAILS_MAX);
             sx_json_init(&w, &b);
-            jv_write(&w, v);
+            sx_jv_write(&w, v);
             const char *t = w.err ? NULL : sx_arena_strndup(r->fr->arena, (const char *)b.data, b.len);
             sx_buf_term(&b);
             if (!t) sx_api_fail(r, 400, "bad_request", "\"%s\" is too large", path);

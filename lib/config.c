@@ -37,6 +37,7 @@ static const struct conf_def defs[] = {
     STR(api_pg_conninfo, "", "libpq connection string of sextant-api (its own login, e.g. user=sextant_api); empty: pg_conninfo"),
     STR(persist_pg_conninfo, "", "libpq connection string of sextant-persist (its own login, e.g. user=sextant_persist); empty: pg_conninfo"),
     STR(rollup_pg_conninfo, "", "libpq connection string of sextant-rollup (its own login, e.g. user=sextant_rollup); empty: pg_conninfo"),
+    STR(sse_pg_conninfo, "", "libpq connection string of sextant-sse (its own login, e.g. user=sextant_sse); empty: pg_conninfo"),
     STR(ingest_listen, "/run/sextant/ingest.sock", "sextant-ingest FastCGI socket: a unix path or host:port"),
     INT(ingest_threads, "8", 1, 256, "sextant-ingest worker threads (at least nginx's upstream keepalive)"),
     SIZE(max_body_bytes, "8m", 1024, 1LL << 30, "largest request body as received (compressed); over it: 413"),
@@ -76,6 +77,12 @@ static const struct conf_def defs[] = {
     INT(login_max_failures_email, "5", 1, 1000, "failed logins per email within login_window_s; then 429 until the window ends"),
     INT(login_max_failures_ip, "20", 1, 100000, "failed logins per client address within login_window_s; then 429 until the window ends"),
     INT(projects_create_admin_only, "0", 0, 1, "1: only instance admins may create projects through the API (POST /api/v1/projects); 0: any user may"),
+    STR(sse_socket, "/run/sextant/sse.sock", "sextant-sse FastCGI socket: a unix path or host:port"),
+    INT(sse_threads, "1100", 2, 20000, "sextant-sse threads: open live streams at most (one small-stack thread each)"),
+    INT(sse_heartbeat_s, "15", 1, 3600, "seconds of silence after which a live stream gets a ': ping' comment"),
+    INT(sse_queue, "512", 8, 100000, "events a live stream may lag behind before it gets 'event: gap' and skips ahead"),
+    INT(sse_reauth_s, "60", 1, 86400, "seconds after which an open live stream checks its token or session and membership again; revoked access ends the stream"),
+    INT(live_maxlen, "5000", 100, 10000000, "entries kept in each project's live stream (XADD MAXLEN ~): how far Last-Event-ID can resume"),
 };
 
 static const struct conf_def *find_def(const char *name)

@@ -25,6 +25,7 @@ struct sx_config {
     char api_pg_conninfo[SX_CONF_STR_MAX];
     char persist_pg_conninfo[SX_CONF_STR_MAX];
     char rollup_pg_conninfo[SX_CONF_STR_MAX];
+    char sse_pg_conninfo[SX_CONF_STR_MAX];
     /* sextant-ingest */
     char ingest_listen[SX_CONF_STR_MAX]; /* unix socket path or host:port */
     long long ingest_threads;
@@ -67,6 +68,13 @@ struct sx_config {
     long long login_max_failures_email; /* failed logins per email per window */
     long long login_max_failures_ip;  /* failed logins per client address per window */
     long long projects_create_admin_only; /* 1: POST /projects for instance admins only */
+    /* sextant-sse and the live streams */
+    char sse_socket[SX_CONF_STR_MAX]; /* unix socket path or host:port */
+    long long sse_threads;            /* open streams at most (one thread each) */
+    long long sse_heartbeat_s;        /* ": ping" after this many idle seconds */
+    long long sse_queue;              /* events a slow client may lag behind before a gap */
+    long long sse_reauth_s;           /* an open stream's credentials are checked again this often */
+    long long live_maxlen;            /* XADD MAXLEN ~ of the per-project live streams */
 };
 
 /* Fills every field with its default. */

@@ -41,8 +41,8 @@ static atomic_int stopping;
 /* The server copy and the workers live until the process exits (idle
  * threads are never joined); static roots keep LeakSanitizer from calling
  * them leaks once those threads have ended. */
-static struct sx_fcgi_server *live_server;
-static struct worker *live_workers;
+static struct sx_fcgi_server *volatile live_server; /* volatile: the stores must stay (roots only) */
+static struct worker *volatile live_workers;
 
 /* Refuses to take over a unix socket that a live process still accepts on. */
 static int check_socket_free(const char *path)
@@ -145,17 +145,22 @@ int sx_fcgi_serve(const struct sx_fcgi_server *caller)
 
     workers = sx_xcalloc((size_t)s->threads, sizeof(*workers));
     live_workers = workers;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    if (s->stack_size && pthread_attr_setstacksize(&attr, s->stack_size) != 0)
+        sx_warn("pthread_attr_setstacksize(%zu) failed: default stacks", s->stack_size);
     for (int i = 0; i < s->threads; i++) {
         workers[i].srv = s;
         workers[i].thread_no = i;
         workers[i].listen_fd = listen_fd;
-        if (pthread_create(&workers[i].tid, NULL, worker_main, &workers[i]) != 0) {
+        if (pthread_create(&workers[i].tid, &attr, worker_main, &workers[i]) != 0) {
             sx_error("pthread_create failed for thread %d", i);
             break;
         }
         pthread_detach(workers[i].tid);
         started++;
     }
+    pthread_attr_destroy(&attr);
     if (started == 0) goto out;
     while (atomic_load(&threads_ready) < started) usleep(1000);
 
@@ -179,6 +184,11 @@ out:
     close(listen_fd);
     /* workers stay allocated: detached threads may still reference them. */
     return rc;
+}
+
+int sx_fcgi_stopping(void)
+{
+    return atomic_load(&stopping);
 }
 
 const char *sx_fcgi_param(struct sx_fcgi_req *r, const char *name)

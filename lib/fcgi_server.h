@@ -36,6 +36,7 @@ struct sx_fcgi_server {
     /* Handles one request; the server finishes it and resets the arena. */
     void (*handle)(struct sx_fcgi_req *r, void *ctx);
     void *ctx;
+    size_t stack_size;        /* worker thread stacks; 0: the system default */
 };
 
 /* Opens the socket (unix sockets get mode 0666 and refuse to steal a socket a
@@ -45,6 +46,10 @@ struct sx_fcgi_server {
  * the process's lifetime, since idle threads are not joined: listen and ctx
  * must therefore outlive the process's remaining run (static or heap). */
 int sx_fcgi_serve(const struct sx_fcgi_server *s);
+
+/* Whether a stop was requested (SIGTERM/SIGINT): long-running handlers
+ * (sextant-sse's streams) poll it and end their request. */
+int sx_fcgi_stopping(void);
 
 /* Helpers for handlers. */
 /* Returns the FastCGI parameter name, or NULL if absent. */

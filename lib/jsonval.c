@@ -253,3 +253,26 @@ int sx_jv_int(const struct sx_jv *v, long long lo, long long hi, long long *out)
     if (v->type != SX_JV_NUMBER && v->type != SX_JV_STRING) return SX_ERR;
     return sx_api_parse_int(v->str, lo, hi, out);
 }
+
+void sx_jv_write(struct sx_json *w, const struct sx_jv *v)
+{
+    switch (v->type) {
+    case SX_JV_NULL: sx_json_null(w); break;
+    case SX_JV_BOOL: sx_json_bool(w, v->boolean); break;
+    case SX_JV_NUMBER: sx_json_raw(w, v->str, v->len); break;
+    case SX_JV_STRING: sx_json_str(w, v->str, v->len); break;
+    case SX_JV_ARRAY:
+        sx_json_arr_open(w);
+        for (const struct sx_jv *c = v->first; c; c = c->next) sx_jv_write(w, c);
+        sx_json_arr_close(w);
+        break;
+    case SX_JV_OBJECT:
+        sx_json_obj_open(w);
+        for (const struct sx_jv *c = v->first; c; c = c->next) {
+            sx_json_key(w, c->key);
+            sx_jv_write(w, c);
+        }
+        sx_json_obj_close(w);
+        break;
+    }
+}

@@ -13,6 +13,7 @@
 #define SX_JSONVAL_H
 
 #include "arena.h"
+#include "json.h"
 #include "sx.h"
 
 enum sx_jv_type { SX_JV_NULL, SX_JV_BOOL, SX_JV_NUMBER, SX_JV_STRING, SX_JV_ARRAY, SX_JV_OBJECT };
@@ -47,5 +48,8 @@ const struct sx_jv *sx_jv_get(const struct sx_jv *o, const char *key);
 /* Reads an integer in [lo, hi] from a number without fraction or exponent,
  * or from a string of decimal digits ("42", as ids travel); SX_ERR otherwise. */
 int sx_jv_int(const struct sx_jv *v, long long lo, long long hi, long long *out);
+
+/* Writes v back as compact JSON text with w (errors stick in w->err). */
+void sx_jv_write(struct sx_json *w, const struct sx_jv *v);
 
 #endif

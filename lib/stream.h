@@ -21,11 +21,23 @@
  * entries are never trimmed.
  *
  * Live streams, one per project: "<prefix>:{p<id>}:live", capped with
- * XADD MAXLEN ~ 10000 (they are ephemeral: sextant-sse fans them out to
- * browsers, which resume with Last-Event-ID = the stream entry id). Every
- * entry has a field "type"; the other fields depend on it:
+ * XADD MAXLEN ~ live_maxlen (5000; they are ephemeral: sextant-sse fans them
+ * out to browsers, which resume with Last-Event-ID = the stream entry id).
+ * Entries are added only after the data they announce is committed to
+ * PostgreSQL. Every entry has a field "type"; the other fields depend on it:
+ *   spans            one committed ingest entry's spans (sextant-persist)
+ *   logs             one committed ingest entry's log records (sextant-persist)
+ *   metrics          one applied ingest entry's metrics (sextant-rollup)
+ *     project  project id (decimal)
+ *     total    items in the ingest entry (decimal)
+ *     items    compact JSON array of at most 50 items (lib/live.h; README
+ *              "Live stream" has each type's fields)
+ *   These three are published only while "<prefix>:{p<id>}:live:watch"
+ *   exists: sextant-sse SETs it (EX 60, every 20 s) while it has an open
+ *   stream on the project; producers cache the answer for 2 s per project
+ *   and send their XADDs in the round trip of the batch's XACK.
  *   issue.new        a new issue was created (sextant-persist, after the
- *                    COMMIT that created it)
+ *                    COMMIT that created it; always published)
  *   issue.regressed  a resolved issue saw a new event and is unresolved
  *                    again (substatus regressed)
  *     project  project id (decimal)

@@ -19,6 +19,11 @@
 #            words) and 100 metric series x 24 h of minutes (SQL), then sequential API
 #            requests through nginx (build/bench/apiq): trace list, trace by id, log search,
 #            metric query p50/p99
+#   sse      BENCH_SSE_STREAMS (1000) concurrent live streams through nginx on one sextant-sse
+#            process (bench/sse-clients.mjs), one log record posted every 1/BENCH_SSE_RATE s
+#            for BENCH_SSE_SECONDS: ingest-to-client latency p50/p95/p99 over every
+#            delivery, and sextant-sse's RSS with the streams open. BENCH_SSE_ONLY=1 runs
+#            only this phase (a minute instead of seven)
 #   RSS      VmRSS / VmHWM of every program, sampled each second during the load phases
 # Between load phases the stream is left to drain for BENCH_DRAIN_WAIT seconds; a backlog
 # still there then is discarded (persist stopped, stream deleted, persist started) so the
@@ -85,7 +90,7 @@ die() {
 for t in loadgen copyrate seed apiq; do
     [[ -x $TOOLS/$t ]] || die "$TOOLS/$t not found: run make bench (or make bench-bins)"
 done
-for p in sextant-ingest sextant-api sextant-persist sextant-rollup sextantctl; do
+for p in sextant-ingest sextant-api sextant-sse sextant-persist sextant-rollup sextantctl; do
     [[ -x $BIN/$p ]] || die "$BIN/$p not found: run make (or set SEXTANT_BIN)"
 done
 [[ -r $FIXTURE ]] || die "fixture traces-proto.bin not found: set BENCH_FIXTURE"
@@ -116,7 +121,7 @@ STACK_STARTED=0
 # A snapshot of the programs: a rebuild of bin/ during the run must not swap the binaries
 # under a restarted service.
 mkdir -p "$H/bin"
-for p in sextant-ingest sextant-api sextant-persist sextant-rollup sextantctl; do
+for p in sextant-ingest sextant-api sextant-sse sextant-persist sextant-rollup sextantctl; do
     cp "$BIN/$p" "$H/bin/$p"
 done
 RUN_BIN=$H/bin
@@ -225,7 +230,7 @@ group_pids() {
     esac
 }
 
-GROUPS_SAMPLED="ingest nginx redis persist postgres api rollup loadgen"
+GROUPS_SAMPLED="ingest nginx redis persist postgres api rollup sse loadgen"
 # Once a second, one line per program: phase ms name rss_kb_sum hwm_kb_max nprocs cpu_ticks,
 # and one for the whole machine ("all": busy ticks of every CPU, from /proc/stat); the
 # stream's state goes to stream.txt: phase ms xlen lag pending spans_written.
@@ -319,11 +324,40 @@ rows_of() {
 
 # ---------------------------------------------------------------------------- phases
 
+# ---- live streams (sextant-sse)
+SSE_STREAMS=${BENCH_SSE_STREAMS:-1000}
+SSE_S=${BENCH_SSE_SECONDS:-20}
+SSE_RATE=${BENCH_SSE_RATE:-5}
+SSE_J=""
+sse_phase() {
+    local plan
+    command -v node >/dev/null || { say "sse: node not found: phase skipped"; return 0; }
+    say "sse: $SSE_STREAMS live streams, $SSE_RATE log records/s for ${SSE_S}s"
+    plan=$(printf '{"streamUrl":"%s/stream","token":"%s","ingestUrl":"%s/v1/logs","key":"%s","ca":"%s","streams":%s,"seconds":%s,"rate":%s}' \
+        "$API" "$TOKEN" "${URL%/v1/traces}" "$KEY" "$CA" "$SSE_STREAMS" "$SSE_S" "$SSE_RATE")
+    phase sse
+    SSE_J=$(node "$REPO/bench/sse-clients.mjs" "$plan" 2>>"$OUT/sse.err" | tail -n 1) ||
+        { tail -n 5 "$OUT/sse.err" >&2; die "bench/sse-clients.mjs failed"; }
+    phase idle
+    printf '%s\n' "$SSE_J" >"$OUT/sse.json"
+}
+# sse_rows: the phase's lines of the table.
+sse_rows() {
+    [[ -n $SSE_J ]] || return 0
+    printf '| live streams: %s concurrent on one sextant-sse (opened in %s ms), 1 log record every %s ms for %s s: ingest-to-client latency over every delivery | p99 < 1 s | p50 %s ms, p95 %s ms, p99 %s ms (max %s ms; %s of %s deliveries, %s gaps) | %s |\n' \
+        "$(jget "$SSE_J" streams)" "$(jget "$SSE_J" openMs)" "$(calc "1000 / $SSE_RATE")" "$SSE_S" "$(jget "$SSE_J" p50)" \
+        "$(jget "$SSE_J" p95)" "$(jget "$SSE_J" p99)" "$(jget "$SSE_J" max)" "$(fmt "$(jget "$SSE_J" received)")" \
+        "$(fmt "$(jget "$SSE_J" expected)")" "$(jget "$SSE_J" gaps)" "$(yes_no "$(jget "$SSE_J" p99) < 1000")"
+    printf '| sextant-sse RSS with %s streams open (one thread each, sse_threads 1100): peak VmRSS | - | %s MB | - |\n' \
+        "$(jget "$SSE_J" streams)" "$(rss_peak sse)"
+}
+
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 if [[ $(calc "$(cut -d' ' -f1 /proc/loadavg) > 0.5 * $(nproc)" %d) == 1 ]]; then
     say "warning: load average $LOAD_START on $(nproc) CPUs before the run: other work shares the machine"
 fi
 
+if [[ ${BENCH_SSE_ONLY:-0} != 1 ]]; then # every phase but sse
 say "copy: PostgreSQL COPY ceiling, $COPY_ROWS rows"
 phase copy
 COPY_J=$("$TOOLS/copyrate" --conninfo "$PG_CONNINFO" --rows "$COPY_ROWS" --fixture "$FIXTURE" --json) ||
@@ -531,6 +565,8 @@ if [[ $QUERIES == 1 ]]; then
     QM_J=$(apiq metrics-100 "$Q/metrics-100")
     QMS_J=$(apiq metrics-sum "$Q/metrics-sum")
 fi
+fi # BENCH_SSE_ONLY
+sse_phase
 phase finished
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -571,6 +607,13 @@ fmt() {
 }
 sum3() { printf '%s' "$(($(jget "$1" other) + $(jget "$1" errors)))"; }
 
+if [[ ${BENCH_SSE_ONLY:-0} == 1 ]]; then
+    {
+        printf '| figure | target | this run | met |\n|---|---|---|---|\n'
+        sse_rows
+    } | tee "$OUT/table.md"
+    exit 0
+fi
 S65=$(jget "$SAT65_J" spans_per_s) S520=$(jget "$SAT520_J" spans_per_s)
 LAT_P99=$(jget "$LAT_J" p99_ms)
 INGEST_HWM=$(hwm_peak ingest)
@@ -654,6 +697,7 @@ fi
         qrow "API metric query, 24 h of 1-minute points, 100 series (groupBy=route)" "p99 < 50 ms" 50 "$QM_J"
         qrow "API metric query, 24 h of 1-minute points, sum over 100 series" "p99 < 50 ms" 50 "$QMS_J"
     fi
+    sse_rows
     printf '\nBacklog after sat65: %s; after sat520: %s.' "$SAT65_BACKLOG" "$SAT520_BACKLOG"
     [[ -n $DISCARDED ]] && printf ' Stream entries discarded between phases: %s.' "$DISCARDED"
     printf '\n\nCPU cores used per phase (%s CPUs; "other" is everything outside the stack and loadgen):\n\n' "$(nproc)"

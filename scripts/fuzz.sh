@@ -26,10 +26,10 @@ PB_C=$(find "$GEN" -name '*.pb-c.c' | sort)
 
 LIB_C="lib/arena.c lib/buf.c lib/json.c lib/config.c lib/util.c lib/log.c
        lib/gzip.c lib/otlp_pb.c lib/otlp_json.c lib/otlp_validate.c lib/otlp_logs.c lib/otlp_metrics.c lib/sqlnorm.c
-       lib/stacktrace.c lib/grouping.c lib/jsonval.c lib/apiutil.c lib/scrub.c"
+       lib/stacktrace.c lib/grouping.c lib/jsonval.c lib/apiutil.c lib/scrub.c lib/live.c lib/copyrow.c lib/redis.c"
 CFLAGS="-std=c11 -g -O1 -D_GNU_SOURCE -Ilib -I$GEN -fsanitize=fuzzer,address,undefined
         -fno-sanitize-recover=all -fno-omit-frame-pointer"
-LIBS="-lprotobuf-c -lyajl -lz -lcrypto -lm"
+LIBS="-lprotobuf-c -lyajl -lz -lcrypto -lhiredis -lm"
 
 # OTLP/JSON keys and tokens: helps the JSON target reach deep paths quickly.
 cat > "$OUT/trace_json.dict" <<'DICT'
@@ -199,13 +199,15 @@ seed metrics_json "$FIX"/metrics-*-json.json tests/data/otlp_metrics/json_*.json
 seed sqlnorm tests/data/sql/*.sql
 seed stacktrace tests/data/stacks/*.txt
 seed jsonval tests/data/json/*.json
-mkdir -p fuzz/corpus-scrub
+mkdir -p fuzz/corpus-scrub fuzz/corpus-live
+printf '\001[{"service":"api","body":"a line","severityNumber":13}]' > fuzz/corpus-live/seed-logs
+printf '\000[{"name":"GET /","service":"api","kind":2}]' > fuzz/corpus-live/seed-spans
 printf '\000card 4111 1111 1111 1111 Bearer abcdefghijk eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig' > fuzz/corpus-scrub/seed-secrets
 printf '\001[{"action":"redact","pattern":"ssn=[0-9]+","ignoreCase":true},{"action":"truncate","key":"a*","maxLength":3}]' > fuzz/corpus-scrub/seed-rules
 
 fail=0
 # FUZZ_TARGETS="logs_pb logs_json" runs only those.
-for t in ${FUZZ_TARGETS:-trace_pb trace_json gunzip logs_pb logs_json metrics_pb metrics_json sqlnorm stacktrace jsonval scrub}; do
+for t in ${FUZZ_TARGETS:-trace_pb trace_json gunzip logs_pb logs_json metrics_pb metrics_json sqlnorm stacktrace jsonval scrub live}; do
     echo "== fuzz_$t: build"
     # The OTLP targets are one source, fuzz/fuzz_otlp.c, built once per signal
     # and encoding; the defines pick which.

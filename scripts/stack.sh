@@ -5,7 +5,7 @@
 #   scripts/stack.sh up | down | run | status | destroy | maintain
 #       (up runs sextantctl maintain once, run also hourly; maintain runs it now)
 #   scripts/stack.sh start NAME | stop NAME [--kill] | restart NAME
-#       NAME: postgres redis nginx ingest api persist rollup, or rollup2 (a second
+#       NAME: postgres redis nginx ingest api sse persist rollup, or rollup2 (a second
 #       sextant-rollup, --instance 2, that `up` does not start and `down` stops)
 #
 # Environment:
@@ -24,14 +24,14 @@
 # when run/ is too deep. As root, PostgreSQL runs as the postgres user; when that user
 # cannot reach data/, its data dir and socket move to /tmp/sx-<hash> too.
 # PostgreSQL logins: sextantctl and psql use pg_conninfo (the tables' owner); each program
-# logs in as its own role sextant_{ingest,api,persist,rollup} (made after migrate, see
+# logs in as its own role sextant_{ingest,api,sse,persist,rollup} (made after migrate, see
 # make_roles and README "Database roles") through <program>_pg_conninfo.
 set -euo pipefail
 shopt -u patsub_replacement 2>/dev/null || true # '&' in ${v//x/y} replacements stays literal
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-SERVICES=(postgres redis nginx ingest api persist rollup)
-PG_LOGINS=(ingest api persist rollup) # login role sextant_NAME in group sextant_NAME_role (sql/016)
+SERVICES=(postgres redis nginx ingest api sse persist rollup)
+PG_LOGINS=(ingest api sse persist rollup) # login role sextant_NAME in group sextant_NAME_role (sql/016, 019)
 PG_PORT=5432
 
 H=$(realpath -m "${SEXTANT_HOME:-$REPO/var}")
@@ -126,6 +126,7 @@ svc_pid() {
     nginx) want=nginx mine=$NGX/ ;;
     ingest) want=sextant-ingest mine=$CONF ;;
     api) want=sextant-api mine=$CONF ;;
+    sse) want=sextant-sse mine=$CONF ;;
     persist) want=sextant-persist mine=$CONF ;;
     rollup | rollup2) want=sextant-rollup mine=$CONF ;;
     *) die "unknown service '$name' (one of: ${SERVICES[*]})" ;;
@@ -246,6 +247,7 @@ write_config() {
         done
         printf 'ingest_listen %s/ingest.sock\n' "$SOCK_DIR"
         printf 'api_listen %s/api.sock\n' "$SOCK_DIR"
+        printf 'sse_socket %s/sse.sock\n' "$SOCK_DIR"
         printf 'ingest_threads 8\n'
         printf 'api_threads 4\n'
         printf 'max_body_bytes 8m\n'
@@ -414,6 +416,7 @@ render_nginx() {
         "INGEST_KEEPALIVE=$(keepalive_for "$(conf_value ingest_threads)")" \
         "API_SOCKET=$SOCK_DIR/api.sock" \
         "API_KEEPALIVE=$(keepalive_for "$(conf_value api_threads)")" \
+        "SSE_SOCKET=$SOCK_DIR/sse.sock" \
         "STATIC_ROOT=$(static_root)" \
         "ACCESS_LOG=$LOG/nginx-access.log" \
         "HSTS_MAX_AGE=0"
@@ -466,6 +469,7 @@ start_fcgi() {
 
 start_ingest() { start_fcgi ingest sextant-ingest "$(conf_value ingest_listen)"; }
 start_api() { start_fcgi api sextant-api "$(conf_value api_listen)"; }
+start_sse() { start_fcgi sse sextant-sse "$(conf_value sse_socket)"; }
 
 start_persist() {
     local prog
@@ -625,6 +629,8 @@ stop_service() {
     case $name in
     ingest | api)
         [[ -r $CONF ]] && rm -f "$(conf_value "${name}_listen")" ;;
+    sse)
+        [[ -r $CONF ]] && rm -f "$(conf_value sse_socket)" ;;
     esac
     return 0
 }
@@ -636,6 +642,7 @@ start_service() {
     nginx) start_nginx ;;
     ingest) start_ingest ;;
     api) start_api ;;
+    sse) start_sse ;;
     persist) start_persist ;;
     rollup) start_rollup ;;
     rollup2) start_rollup rollup2 2 ;;
@@ -669,7 +676,7 @@ all_running() {
 # Everything `up` needs, checked before anything starts.
 preflight() {
     local p missing=()
-    for p in sextant-ingest sextant-api sextant-persist sextant-rollup sextantctl; do
+    for p in sextant-ingest sextant-api sextant-sse sextant-persist sextant-rollup sextantctl; do
         [[ -x $BIN/$p ]] || missing+=("$BIN/$p")
     done
     ((${#missing[@]} == 0)) || die "not built: ${missing[*]} (run make, or set SEXTANT_BIN)"
@@ -703,6 +710,7 @@ cmd_up() {
     make_roles
     start_ingest
     start_api
+    start_sse
     start_persist
     start_rollup
     ensure_demo

@@ -23,6 +23,7 @@
 #include "config.h"
 #include "entry.h"
 #include "log.h"
+#include "live.h"
 #include "logrow.h"
 #include "persist.h"
 #include "redis.h"
@@ -73,6 +74,8 @@ struct persist {
     struct sx_persist_db db;   /* partitions made ahead of time */
     struct sx_arena *arena;    /* one entry's unpacked request at a time */
     struct sx_persist_errctx *errcx; /* error event derivation (project rules cache) */
+    struct sx_live_watch watch;  /* which projects sextant-sse watches (live.h) */
+    struct sx_buf live_items;    /* one entry's live items (scratch) */
     int64_t next_claim_ns, next_trim_ns, next_ahead_ns, next_stats_ns, next_prune_ns, next_users_ns;
 };
 
@@ -165,6 +168,25 @@ static int batch_full(const struct persist *P, const struct reader *rd)
     return (long long)sx_persist_batch_rows(rd->cur) >= P->cfg.persist_batch_spans;
 }
 
+/* Queues the live entry of an entry of project (spans or logs) in b, to be
+ * XADDed after its COMMIT, when sextant-sse watches the project. A failure
+ * only loses the live entry. */
+static void live_prepare(struct persist *P, struct sx_persist_batch *b, long long project, const void *req,
+                         int64_t recv_ns)
+{
+    size_t total = 0;
+    int logs = b->sig->kind == SX_PERSIST_LOGS;
+    if (!sx_live_watched(&P->watch, P->rc, &P->cfg, project)) return;
+    sx_buf_reset(&P->live_items);
+    int rc = logs ? sx_live_logs_json(&P->live_items, req, recv_ns, &total)
+                  : sx_live_spans_json(&P->live_items, req, &total);
+    if (rc == SX_OK && total > 0)
+        rc = sx_live_xadd_format(&b->live, &P->cfg, project, logs ? "logs" : "spans", total, P->live_items.data,
+                                 P->live_items.len);
+    if (rc == SX_OK && total > 0) b->nlive++;
+    else if (rc != SX_OK) sx_warn("live entry of project %lld dropped: too large", project);
+}
+
 /* Unpacks body as the stream's request type and appends its rows to b.
  * SX_OK; SX_AGAIN when the rows do not fit b (b unchanged); SX_ERR when
  * the body cannot be unpacked (why says so). Logs with neither time nor
@@ -187,6 +209,7 @@ static int encode_entry(struct persist *P, struct sx_persist_batch *b, const red
         /* Error events first: when the rows then do not fit, they are rewound. */
         rc = sx_persist_errors_derive(P->errcx, b->errs, SX_PERSIST_LOGS, req, project, recv_ns, hash, nev, b->nents);
         if (rc == SX_OK) rc = sx_logrow_encode(&b->logs, req, project, recv_ns, &b->copy);
+        if (rc == SX_OK) live_prepare(P, b, project, req, recv_ns);
         if (rc == SX_OK && b->logs.skipped > skipped0)
             sx_warn("%zu log records with times out of range skipped", b->logs.skipped - skipped0);
     } else {
@@ -196,6 +219,7 @@ static int encode_entry(struct persist *P, struct sx_persist_batch *b, const red
         size_t skipped0 = b->enc.skipped;
         rc = sx_persist_errors_derive(P->errcx, b->errs, SX_PERSIST_SPANS, req, project, recv_ns, hash, nev, b->nents);
         if (rc == SX_OK) rc = sx_spanrow_encode(&b->enc, req, project, &b->copy);
+        if (rc == SX_OK) live_prepare(P, b, project, req, recv_ns);
         if (rc == SX_OK && b->enc.skipped > skipped0)
             sx_warn("%zu spans with invalid ids or times skipped", b->enc.skipped - skipped0);
     }
@@ -608,6 +632,7 @@ int main(int argc, char **argv)
 
     sx_persist_db_init(&P.db, P.cfg.pg_conninfo);
     P.arena = sx_arena_create(ARENA_CHUNK, ARENA_MAX);
+    sx_buf_init(&P.live_items, (size_t)1 << 20);
     P.errcx = sx_persist_errctx_create(&P.db);
     P.shared.cfg = &P.cfg;
     P.shared.last_write_key = P.last_write_key;
@@ -650,6 +675,7 @@ cleanup:
     sx_persist_errctx_destroy(P.errcx);
     sx_persist_db_term(&P.db);
     sx_arena_destroy(P.arena);
+    sx_buf_term(&P.live_items);
     sx_info("stopped");
     return rc;
 }

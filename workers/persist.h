@@ -145,6 +145,8 @@ struct sx_persist_batch {
     struct sx_logrow logs;       /* logs: row count and days of the rows */
     struct sx_persist_errs *errs; /* error events derived from the rows (persist_errors.c) */
     struct sx_buf ids;           /* entry ids back to back */
+    struct sx_buf live;          /* XADDs of live entries (RESP text), sent after COMMIT with the XACK */
+    size_t nlive;                /* commands in live */
     struct sx_persist_entry *ents;
     size_t nents, ents_cap;
     struct sx_persist_batch *next;

@@ -36,7 +36,7 @@
  *
  * After COMMIT (writer thread): PFADD <prefix>:{p<id>}:issue:<issue>:users for
  * every (issue, user) of the batch's events, fresh or redelivered (PFADD is
- * idempotent), and XADD <prefix>:{p<id>}:live MAXLEN ~ 10000 of issue.new and
+ * idempotent), and XADD <prefix>:{p<id>}:live MAXLEN ~ live_maxlen of issue.new and
  * issue.regressed entries (lib/stream.h). The issues whose HLL got a PFADD
  * are remembered; the main thread flushes their PFCOUNT into
  * issues.user_count every USERS_FLUSH_EVERY (persist.c). */
@@ -51,7 +51,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LIVE_MAXLEN "10000"
 #define HOUR_NS "3600000000000"
 
 const struct sx_persist_signal sx_persist_errors_sig = {
@@ -450,8 +449,8 @@ void sx_persist_errors_after_commit(struct sx_persist_db *db, struct sx_persist_
             snprintf(issue, sizeof(issue), "%lld", p.issue);
             snprintf(project, sizeof(project), "%lld", p.project);
             sx_redis_pkey(key, sizeof(key), S->cfg, p.project, SX_LIVE_SUFFIX);
-            redisAppendCommand(rc, "XADD %s MAXLEN ~ " LIVE_MAXLEN " * type %s project %s issue %s shortId %s title %b",
-                               key, p.kind == 'n' ? SX_LIVE_ISSUE_NEW : SX_LIVE_ISSUE_REGRESSED, project, issue,
+            redisAppendCommand(rc, "XADD %s MAXLEN ~ %lld * type %s project %s issue %s shortId %s title %b",
+                               key, S->cfg->live_maxlen, p.kind == 'n' ? SX_LIVE_ISSUE_NEW : SX_LIVE_ISSUE_REGRESSED, project, issue,
                                shortid, s2, p.l2);
         }
         nsent++;

@@ -25,6 +25,7 @@
 #define COPY_MAX ((size_t)256 << 20)
 #define JSON_MAX ((size_t)64 << 20)
 #define IDS_MAX ((size_t)64 << 20)
+#define LIVE_MAX ((size_t)64 << 20)
 
 volatile sig_atomic_t sx_persist_stop;
 
@@ -52,6 +53,8 @@ static void batch_reset(struct sx_persist_batch *b)
 {
     sx_buf_reset(&b->copy);
     sx_buf_reset(&b->ids);
+    sx_buf_reset(&b->live);
+    b->nlive = 0;
     sx_spanrow_reset(&b->enc);
     sx_logrow_reset(&b->logs);
     sx_persist_errs_reset(b->errs);
@@ -212,18 +215,23 @@ static int ack_batch(struct writer *w, const struct sx_persist_batch *b, int com
     if (committed) {
         redisAppendCommand(w->rc, "SET %s %lld", w->S->last_write_key, (long long)sx_now_ms());
         redisAppendCommand(w->rc, "INCRBY %s %lld", b->sig->written_key, inserted);
+        /* The live entries ride in the same round trip (README "Live stream"). */
+        if (b->nlive && redisAppendFormattedCommand(w->rc, b->live.data, b->live.len) == REDIS_OK)
+            nreplies += (int)b->nlive;
     }
     rc = SX_OK;
     for (int i = 0; i < nreplies; i++) {
         void *vr = NULL;
+        const char *what = i == 0 ? "XACK" : i < 3 ? "SET/INCRBY persist stats" : "XADD live";
         if (redisGetReply(w->rc, &vr) != REDIS_OK) {
-            redis_failed(w->rc, i == 0 ? "XACK" : "SET/INCRBY persist stats", NULL);
-            rc = SX_ERR;
+            redis_failed(w->rc, what, NULL);
+            rc = i < 3 ? SX_ERR : rc;
             break;
         }
         redisReply *r = vr;
-        if (r->type != (i == 1 ? REDIS_REPLY_STATUS : REDIS_REPLY_INTEGER)) {
-            redis_failed(w->rc, i == 0 ? "XACK" : "SET/INCRBY persist stats", r);
+        int want = i == 0 || i == 2 ? REDIS_REPLY_INTEGER : i == 1 ? REDIS_REPLY_STATUS : REDIS_REPLY_STRING;
+        if (r->type != want) {
+            redis_failed(w->rc, what, r);
             if (i == 0) rc = SX_ERR;
         }
         freeReplyObject(r);
@@ -302,6 +310,9 @@ static int write_batch(struct writer *w, struct sx_persist_batch *b, long long *
     }
     if (rc == SX_PERSIST_EDATA) {
         sx_warn("batch of %zu entries refused; writing them one by one", b->nents);
+        /* Its live entries are not published: some of them will not be in PostgreSQL. */
+        sx_buf_reset(&b->live);
+        b->nlive = 0;
         rc = SX_OK;
         for (size_t k = 0; k < n && rc == SX_OK; k++) {
             const struct sx_persist_entry *e = &b->ents[ents[k]];
@@ -385,6 +396,7 @@ void sx_persist_writers_start(struct sx_persist_shared *S, int nwriters)
         struct sx_persist_batch *b = &S->all[i];
         sx_buf_init(&b->copy, COPY_MAX);
         sx_buf_init(&b->ids, IDS_MAX);
+        sx_buf_init(&b->live, LIVE_MAX);
         sx_spanrow_init(&b->enc, JSON_MAX);
         sx_logrow_init(&b->logs, JSON_MAX);
         b->errs = sx_persist_errs_create();
@@ -413,6 +425,7 @@ void sx_persist_writers_stop(struct sx_persist_shared *S)
     for (size_t i = 0; i < S->nbatches; i++) {
         sx_buf_term(&S->all[i].copy);
         sx_buf_term(&S->all[i].ids);
+        sx_buf_term(&S->all[i].live);
         sx_spanrow_term(&S->all[i].enc);
         sx_logrow_term(&S->all[i].logs);
         sx_persist_errs_destroy(S->all[i].errs);

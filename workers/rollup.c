@@ -143,7 +143,27 @@ static int xack(struct rollup *R, const char *id, size_t idlen)
     return rc;
 }
 
-/* Acknowledges every entry of R->ents with one XACK. */
+/* Queues the live entries of the batch's applied entries whose project
+ * sextant-sse watches (sent with the XACK, after COMMIT). A failure only
+ * loses live entries. */
+static void live_prepare(struct rollup *R)
+{
+    sx_buf_reset(&R->live);
+    R->nlive = 0;
+    for (size_t e = 0; e < R->ents_n; e++) {
+        size_t total = 0;
+        const struct ent *E = &R->ents[e];
+        if (!E->fresh || !sx_live_watched(&R->watch, R->rc, &R->cfg, E->project)) continue;
+        sx_buf_reset(&R->live_items);
+        if (sx_live_metrics_json(&R->live_items, E->req, &total) == SX_OK && total > 0 &&
+            sx_live_xadd_format(&R->live, &R->cfg, E->project, "metrics", total, R->live_items.data,
+                                R->live_items.len) == SX_OK)
+            R->nlive++;
+    }
+}
+
+/* Acknowledges every entry of R->ents with one XACK, in one round trip with
+ * the batch's live entries. */
 static int xack_batch(struct rollup *R)
 {
     if (!R->ents_n) return SX_OK;
@@ -153,12 +173,22 @@ static int xack_batch(struct rollup *R)
     argv[1] = R->stream, argl[1] = strlen(R->stream);
     argv[2] = GROUP, argl[2] = strlen(GROUP);
     for (size_t i = 0; i < R->ents_n; i++) argv[i + 3] = R->ents[i].id, argl[i + 3] = R->ents[i].idlen;
-    redisReply *r = redisCommandArgv(R->rc, (int)R->ents_n + 3, argv, argl);
+    redisAppendCommandArgv(R->rc, (int)R->ents_n + 3, argv, argl);
     free(argv);
     free(argl);
+    size_t nlive = R->nlive && redisAppendFormattedCommand(R->rc, R->live.data, R->live.len) == REDIS_OK ? R->nlive : 0;
+    R->nlive = 0;
+    redisReply *r = NULL;
+    if (redisGetReply(R->rc, (void **)&r) != REDIS_OK) r = NULL;
     int rc = r && r->type == REDIS_REPLY_INTEGER ? SX_OK : SX_ERR;
     if (rc != SX_OK && !nogroup(R, r)) redis_failed(R, "XACK", r);
     if (r) freeReplyObject(r);
+    for (size_t i = 0; i < nlive && !R->rc->err; i++) {
+        redisReply *x = NULL;
+        if (redisGetReply(R->rc, (void **)&x) != REDIS_OK) break;
+        if (x->type != REDIS_REPLY_STRING) redis_failed(R, "XADD live", x);
+        freeReplyObject(x);
+    }
     if (rc == SX_OK) R->acked = 1;
     return rc;
 }
@@ -411,6 +441,7 @@ static int process_batch(struct rollup *R, const redisReply *arr)
     R->st_batches++;
     R->st_db_ms += (double)(sx_mono_ns() - t0) / 1e6;
     if (R->cum_n) cum_store(R, 0); /* best effort: the tagged state is right too */
+    live_prepare(R);
     return xack_batch(R);
 
 rollback:
@@ -573,6 +604,8 @@ int main(int argc, char **argv)
     sx_buf_init(&R.sql, (size_t)1 << 20);
     sx_buf_init(&R.pjson, COPY_MAX);
     sx_buf_init(&R.copy, COPY_MAX);
+    sx_buf_init(&R.live, (size_t)16 << 20);
+    sx_buf_init(&R.live_items, (size_t)1 << 20);
     R.cache_cap = 1024;
     R.cache = xrealloc(NULL, R.cache_cap * sizeof(*R.cache));
     memset(R.cache, 0, R.cache_cap * sizeof(*R.cache));
@@ -609,6 +642,8 @@ int main(int argc, char **argv)
     sx_buf_term(&R.sql);
     sx_buf_term(&R.pjson);
     sx_buf_term(&R.copy);
+    sx_buf_term(&R.live);
+    sx_buf_term(&R.live_items);
     free(R.cache);
     free(R.ents);
     free(R.pends);

@@ -12,6 +12,7 @@
 #include "entry.h"
 #include "json.h"
 #include "ledger.h"
+#include "live.h"
 #include "log.h"
 #include "otlp.h"
 #include "pg.h"
@@ -184,6 +185,9 @@ struct rollup {
     struct cumchange *cum;
     size_t cum_n, cum_cap;
     struct sx_buf json, pjson, sql, copy;
+    struct sx_live_watch watch; /* which projects sextant-sse watches (live.h) */
+    struct sx_buf live, live_items; /* the batch's live XADDs (RESP), sent with its XACK; scratch */
+    size_t nlive;
     long long st_entries, st_points, st_skipped, st_dup, st_dead, st_stale, st_expired, st_batches;
     double st_db_ms;
     int acked;

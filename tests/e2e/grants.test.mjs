@@ -8,12 +8,13 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import https from 'node:https';
 import { useStack, stackTest, eventually, run } from './lib/stack.mjs';
 import { randomTraceId, randomSpanId } from './lib/otlp.mjs';
 
 const stack = useStack('grants');
 
-const PROGRAMS = ['ingest', 'api', 'persist', 'rollup'];
+const PROGRAMS = ['ingest', 'api', 'sse', 'persist', 'rollup'];
 const DAY_NS = 86_400_000_000_000n;
 const OLD_NS = BigInt(Date.now()) * 1_000_000n - 5n * DAY_NS; // a day no partition was made for ahead
 const A = {};
@@ -131,21 +132,33 @@ stackTest(stack, 'each program is connected as its own login role, none of them 
   assert.equal(r.status, 200, r.text.slice(0, 200));
   const fresh = await stack.ctl('key', 'create', '--project', stack.project);
   await ingestJson('/v1/logs', otlpLog('grants-conn', BigInt(Date.now()) * 1_000_000n), fresh.ingestKey ?? fresh.key);
+  // sextant-sse connects when a stream authenticates (and keeps the connection in its pool).
+  const u = new URL(`projects/${stack.project}/stream?topics=issues`, stack.apiBase);
+  const first = await new Promise((resolve, reject) => {
+    const req = https.request(u, { headers: { Authorization: `Bearer ${stack.token}` }, agent: stack.agent }, (res) => {
+      res.once('data', (d) => { resolve(`${res.statusCode} ${d}`); req.destroy(); });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  assert.match(first, /^200 retry: /, 'the stream opened');
   const owner = await stack.psql(`SELECT tableowner FROM pg_tables WHERE tablename = 'spans'`);
   const rows = await stack.psql(`SELECT DISTINCT split_part(application_name, '@', 1) || ' ' || usename
     FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'sextant-%'
     AND application_name <> 'sextantctl' ORDER BY 1`);
   assert.deepEqual(rows.split('\n'),
-    ['sextant-api sextant_api', 'sextant-ingest sextant_ingest', 'sextant-persist sextant_persist', 'sextant-rollup sextant_rollup'],
+    ['sextant-api sextant_api', 'sextant-ingest sextant_ingest', 'sextant-persist sextant_persist', 'sextant-rollup sextant_rollup',
+      'sextant-sse sextant_sse'],
     `sessions (table owner ${owner})`);
   // rolname, superuser, bypasses RLS, creates roles, in its group, in the owner
   const attrs = await stack.psql(`SELECT rolname || ' ' || rolsuper || ' ' || rolbypassrls || ' ' || rolcreaterole
     || ' ' || pg_has_role(rolname, rolname || '_role', 'MEMBER') || ' ' || pg_has_role(rolname, '${owner}', 'MEMBER')
-    FROM pg_roles WHERE rolname IN ('sextant_ingest', 'sextant_api', 'sextant_persist', 'sextant_rollup') ORDER BY 1`);
+    FROM pg_roles WHERE rolname IN ('sextant_ingest', 'sextant_api', 'sextant_persist', 'sextant_rollup', 'sextant_sse') ORDER BY 1`);
   // Only the two COPY writers bypass row-level security (sql/016); nobody is, or is in, the owner.
   assert.deepEqual(attrs.split('\n'), [
     'sextant_api false false false true false', 'sextant_ingest false false false true false',
     'sextant_persist false true false true false', 'sextant_rollup false true false true false',
+    'sextant_sse false false false true false',
   ]);
 });
 
@@ -193,7 +206,12 @@ stackTest(stack, 'the API login cannot write what it must not, and RLS limits wh
   assert.equal(await stack.psql(`SELECT name <> 'taken' FROM projects WHERE id = ${B.id}`), 't');
 });
 
-stackTest(stack, 'ingest, persist and rollup logins are limited to their own tables', async () => {
+stackTest(stack, 'ingest, sse, persist and rollup logins are limited to their own tables', async () => {
+  // sse: authentication only (sextant_auth); no telemetry, no writes to projects.
+  for (const sql of ['SELECT count(*) FROM spans', 'SELECT count(*) FROM logs', 'SELECT count(*) FROM issues',
+    'SELECT count(*) FROM metric_series', 'SELECT count(*) FROM red_1m', 'UPDATE projects SET status = \'suspended\'',
+    'DELETE FROM projects', 'SELECT count(*) FROM ingest_keys'])
+    await refused('sse', sql);
   // Ingest: the key columns it looks up, never names or other tables.
   assert.equal(await rowsAs('ingest', `SELECT count(*) FROM ingest_keys WHERE project_id = ${B.id}`), '1');
   for (const sql of ['SELECT key_prefix FROM ingest_keys', 'SELECT count(*) FROM spans', 'SELECT count(*) FROM users',
