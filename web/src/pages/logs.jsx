@@ -7,7 +7,7 @@ import { useQuery, timeWindow, keepRange } from '../router.js';
 import { ErrorBox, Loading, RangePicker } from '../components.jsx';
 import { useLive, useLiveStatus } from '../live.js';
 import { Pager } from './issues.jsx';
-import { LogTable, useServices } from './traces.jsx';
+import { LogTable, ServiceFilter } from './traces.jsx';
 
 const TAIL_MAX = 1000;
 
@@ -15,7 +15,6 @@ export function Logs({ project }) {
   const [query, setQuery] = useQuery();
   const w = timeWindow(query);
   const range = keepRange(query);
-  const services = useServices(project, w);
   const f = (k) => query.get(k) || '';
   const tail = query.get('live') === '1';
   const [cursor, setCursor] = useState([]);
@@ -65,16 +64,11 @@ export function Logs({ project }) {
       <form class="filters" onSubmit={submit} key={query.toString()}>
         <label>Search<input name="q" type="search" defaultValue={f('q')} placeholder='words, "phrase", -excluded' /></label>
         <label>Min severity
-          <select name="severity" defaultValue={f('severity')}>
-            {SEVERITIES.map(([v, l]) => <option value={v}>{l}</option>)}
+          <select name="severity">
+            {SEVERITIES.map(([v, l]) => <option value={v} selected={v === f('severity')}>{l}</option>)}
           </select>
         </label>
-        <label>Service
-          <select name="service" defaultValue={f('service')}>
-            <option value="">any</option>
-            {[...new Set([...services, f('service')].filter(Boolean))].map((s) => <option value={s}>{s}</option>)}
-          </select>
-        </label>
+        <ServiceFilter project={project} w={w} value={f('service')} />
         <label>Trace id<input name="traceId" defaultValue={f('traceId')} class="mono" size="20" /></label>
         <label>Attribute<input name="attr" defaultValue={f('attr')} placeholder="key=value" /></label>
         <button class="btn primary" type="submit">Search</button>

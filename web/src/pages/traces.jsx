@@ -16,11 +16,24 @@ export function useServices(project, w) {
   return r.data ? r.data.services.map((s) => s.name) : [];
 }
 
+/** The service filter of a search form (name="service"), "any" first; keeps a value that
+ * has no spans in the window so a shared link still shows it. */
+export function ServiceFilter({ project, w, value }) {
+  const services = useServices(project, w);
+  return (
+    <label>Service
+      <select name="service">
+        <option value="">any</option>
+        {[...new Set([...services, value].filter(Boolean))].map((s) => <option value={s} selected={s === value}>{s}</option>)}
+      </select>
+    </label>
+  );
+}
+
 export function Traces({ project }) {
   const [query, setQuery] = useQuery();
   const w = timeWindow(query);
   const range = keepRange(query);
-  const services = useServices(project, w);
   const [cursor, setCursor] = useState([]);
   const f = (k) => query.get(k) || '';
   const list = useFetch((signal) => call(pp(project, '/traces'), {
@@ -54,16 +67,11 @@ export function Traces({ project }) {
     <section>
       <div class="page-head"><h1>Traces</h1><RangePicker /></div>
       <form class="filters" onSubmit={submit} key={query.toString()}>
-        <label>Service
-          <select name="service" defaultValue={f('service')}>
-            <option value="">any</option>
-            {[...new Set([...services, f('service')].filter(Boolean))].map((s) => <option value={s}>{s}</option>)}
-          </select>
-        </label>
+        <ServiceFilter project={project} w={w} value={f('service')} />
         <label>Operation<input name="operation" defaultValue={f('operation')} placeholder="span name" /></label>
         <label>Status
-          <select name="status" defaultValue={f('status')}>
-            <option value="">any</option><option value="error">error</option><option value="ok">ok</option>
+          <select name="status">
+            {['', 'error', 'ok'].map((v) => <option value={v} selected={v === f('status')}>{v || 'any'}</option>)}
           </select>
         </label>
         <label>Min ms<input name="minDuration" type="number" min="0" class="short" defaultValue={f('minDuration')} /></label>
@@ -157,7 +165,7 @@ export function TraceDetail({ project, traceId }) {
   // The trace's logs: the logs API filtered by traceId, around the trace's time.
   const startMs = d ? nsToMs(d.startTimeUnixNano) : 0;
   const logs = useFetch((signal) => (d ? call(pp(project, '/logs'), {
-    signal, query: { traceId, from: startMs - 3600e3, to: startMs + d.durationMs + 3600e3, limit: 200 },
+    signal, query: { traceId, from: startMs - 3600e3, to: Math.ceil(startMs + d.durationMs + 3600e3), limit: 200 },
   }) : Promise.resolve(null)), [project, traceId, !!d]);
   if (tr.error) return <section><p><Link href={`${base}/traces${range}`}>← Traces</Link></p><ErrorBox error={tr.error} what={`trace ${traceId}`} /></section>;
   if (!d || !model) return <Loading when />;
@@ -236,10 +244,14 @@ function Waterfall({ model, selected, onSelect }) {
     const el = scroller.current;
     if (to * ROW_H < el.scrollTop) el.scrollTop = to * ROW_H;
     else if ((to + 1) * ROW_H > el.scrollTop + el.clientHeight) el.scrollTop = (to + 1) * ROW_H - el.clientHeight;
-    requestAnimationFrame(() => {
+    // The target row is usually rendered already (overscan): focus it now, so fast key
+    // repeats move on from it; a far jump (Home/End) waits for the rows to render.
+    const focusRow = (tries) => {
       const b = el.querySelector(`[data-idx="${to}"] .wf-name`);
-      if (b) b.focus();
-    });
+      if (b) b.focus({ preventScroll: true });
+      else if (tries > 0) requestAnimationFrame(() => focusRow(tries - 1));
+    };
+    focusRow(10);
   };
   const ticks = [0, 0.25, 0.5, 0.75, 1];
   return (
@@ -257,7 +269,7 @@ function Waterfall({ model, selected, onSelect }) {
             const crit = model.crit.has(s.spanId);
             const left = (100 * s._start) / model.total, width = Math.max(0.15, (100 * s.durationMs) / model.total);
             return (
-              <div class={`wf-row${selected === s.spanId ? ' sel' : ''}${err ? ' err' : ''}`} data-idx={idx} data-span={s.spanId}
+              <div key={s.spanId} class={`wf-row${selected === s.spanId ? ' sel' : ''}${err ? ' err' : ''}`} data-idx={idx} data-span={s.spanId}
                 style={{ top: `${idx * ROW_H}px` }} role="treeitem" aria-level={s.depth + 1} aria-selected={selected === s.spanId}>
                 <div class="wf-left" style={{ paddingLeft: `${4 + Math.min(s.depth, 40) * 12}px` }}>
                   {hasKids.has(s.spanId) ? (
