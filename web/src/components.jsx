@@ -66,7 +66,7 @@ const PALETTE = ['--c1', '--c2', '--c3', '--c4', '--c5', '--c6'];
  * A uPlot time series chart. x: seconds (uPlot's time unit); series: [{label, values}].
  * Bars when bars is set. Re-created when the data changes, resized with its box.
  */
-export function Chart({ x, series, height = 200, bars = false, fmt, title }) {
+export function Chart({ x, series, height = 200, bars = false, fmt, title, xRange }) {
   const box = useRef(null);
   useEffect(() => {
     if (!box.current || !x || !x.length) return undefined;
@@ -75,6 +75,9 @@ export function Chart({ x, series, height = 200, bars = false, fmt, title }) {
       width: box.current.clientWidth || 600,
       height,
       cursor: { drag: { x: false, y: false } },
+      // The x axis spans the chosen window (xRange, seconds); a lone point gets an hour
+      // around it instead of uPlot's default of years.
+      scales: { x: { time: true, range: xRange ? () => xRange : x.length === 1 ? (u, lo, hi) => [lo - 1800, hi + 1800] : undefined } },
       legend: { show: series.length > 1 || !!title },
       axes: [axis, { ...axis, size: 60, values: fmt ? (u, v) => v.map(fmt) : undefined }],
       series: [{}].concat(series.map((s, i) => ({
@@ -84,7 +87,6 @@ export function Chart({ x, series, height = 200, bars = false, fmt, title }) {
         width: 1.5,
         paths: bars ? uPlot.paths.bars({ size: [0.8, 40] }) : undefined,
         value: fmt ? (u, v) => (v == null ? '–' : fmt(v)) : undefined,
-        points: { show: false },
         spanGaps: false,
       }))),
     };
@@ -92,7 +94,7 @@ export function Chart({ x, series, height = 200, bars = false, fmt, title }) {
     const ro = new ResizeObserver(() => plot.setSize({ width: box.current.clientWidth, height }));
     ro.observe(box.current);
     return () => { ro.disconnect(); plot.destroy(); };
-  }, [x, series, height, bars]);
+  }, [x, series, height, bars, xRange && xRange.join()]);
   if (!x || !x.length) return <p class="muted chart-empty">No data in this range.</p>;
   return <div class="chart" ref={box} role="img" aria-label={title || (series.map((s) => s.label).join(', ') + ' chart')} />;
 }

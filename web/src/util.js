@@ -40,6 +40,7 @@ export function fmtNum(n, digits = 3) {
 /** Milliseconds as "850 µs", "12.3 ms", "4.56 s", "2.1 min". */
 export function fmtMs(ms) {
   if (ms === null || ms === undefined || Number.isNaN(ms)) return '–';
+  if (ms === 0) return '0';
   if (ms < 1) return `${+(ms * 1000).toPrecision(3)} µs`;
   if (ms < 1000) return `${+ms.toPrecision(3)} ms`;
   if (ms < 60000) return `${+(ms / 1000).toPrecision(3)} s`;

@@ -23,6 +23,7 @@ export function Performance({ project }) {
   const rows = perf.data ? perf.data.endpoints.map((e) => ({ ...e, health: (hmap.get(e.operation) || {}).status || 'unknown', reason: (hmap.get(e.operation) || {}).reason })) : [];
   const s = perf.data ? perf.data.series : [];
   const x = s.map((p) => p.timeUnixMs / 1000);
+  const xRange = [Math.floor(w.from / 60000) * 60, Math.ceil(w.to / 60000) * 60]; // whole minutes: stable across renders
   const base = `/p/${encodeURIComponent(project)}`;
   return (
     <section>
@@ -44,8 +45,8 @@ export function Performance({ project }) {
       {perf.data && (
         <>
           <div class="grid2">
-            <div class="card"><h2>Requests and errors</h2><Chart x={x} bars series={[{ label: 'requests', values: s.map((p) => p.requests) }, { label: 'errors', values: s.map((p) => p.errors) }]} /></div>
-            <div class="card"><h2>p95</h2><Chart x={x} fmt={fmtMs} series={[{ label: 'p95', values: s.map((p) => p.p95Ms) }]} /></div>
+            <div class="card"><h2>Requests and errors</h2><Chart x={x} xRange={xRange} bars series={[{ label: 'requests', values: s.map((p) => p.requests) }, { label: 'errors', values: s.map((p) => p.errors) }]} /></div>
+            <div class="card"><h2>p95</h2><Chart x={x} xRange={xRange} fmt={fmtMs} series={[{ label: 'p95', values: s.map((p) => p.p95Ms) }]} /></div>
           </div>
           <table class="endpoints" aria-label="Endpoints">
             <thead>
@@ -100,7 +101,7 @@ function ServiceMap({ project, w, current, onPick }) {
   const layout = useMemo(() => {
     if (!map.data || !map.data.nodes.length) return null;
     const g = new dagre.graphlib.Graph();
-    g.setGraph({ rankdir: 'LR', nodesep: 30, ranksep: 90, marginx: 10, marginy: 10 });
+    g.setGraph({ rankdir: 'LR', nodesep: 40, ranksep: 170, marginx: 10, marginy: 20 });
     g.setDefaultEdgeLabel(() => ({}));
     for (const n of map.data.nodes) g.setNode(n.service, { width: Math.max(90, n.service.length * 8 + 20), height: 36 });
     for (const e of map.data.edges) g.setEdge(e.from, e.to, { e });
