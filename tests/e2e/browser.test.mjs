@@ -23,7 +23,6 @@ const SHOTS = process.env.SEXTANT_SCREENSHOTS || path.join(REPO_ROOT, 'build-san
 const EMAIL = 'browser@example.com';
 const PASSWORD = 'browser-password-1';
 
-const stack = useStack('browser');
 let context, page, profile;
 const pageErrors = [];
 
@@ -45,10 +44,14 @@ before(async () => {
   page.on('pageerror', (e) => pageErrors.push(e.message));
 });
 
+// Registered before useStack's hooks, so the browser closes (and its live stream with it)
+// before the stack stops.
 after(async () => {
-  if (context) await context.close();
+  if (context) await Promise.race([context.close(), new Promise((r) => setTimeout(r, 15_000))]);
   if (profile) rmSync(profile, { recursive: true, force: true });
 });
+
+const stack = useStack('browser');
 
 /** eventually() for a predicate: retries until fn resolves truthy (eventually() stops at the
  * first answer that does not throw). */
