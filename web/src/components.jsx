@@ -11,10 +11,10 @@ export function Link({ href, children, ...rest }) {
 }
 
 /** Shows a failed load: 404 of a missing endpoint reads "not available", never a crash. */
-export function ErrorBox({ error, what = 'this' }) {
+export function ErrorBox({ error, what = 'this', doing = 'load' }) {
   if (!error) return null;
-  if (error.status === 404) return <p class="notice" role="status">{`${what} is not available on this server (404).`}</p>;
-  return <p class="error" role="alert">{`Could not load ${what}: ${error.message}`}</p>;
+  if (error.status === 404 && doing === 'load') return <p class="notice" role="status">{`${what} is not available on this server (404).`}</p>;
+  return <p class="error" role="alert">{`Could not ${doing} ${what}: ${error.message}`}</p>;
 }
 
 export function Loading({ when, children }) {

@@ -51,7 +51,7 @@ export function Dashboards({ project }) {
           <label>Name<input name="name" required maxLength={200} /></label>
           <label>Description<input name="description" maxLength={200} /></label>
           <button class="btn primary" type="submit">Create</button>
-          <ErrorBox error={err} what="the dashboard" />
+          <ErrorBox error={err} what="the dashboard" doing="create" />
         </form>
       )}
     </section>
@@ -117,7 +117,7 @@ export function DashboardView({ project, id }) {
       </div>
       {d.description && <p class="muted">{d.description}</p>}
       {err && err.code === 'version_conflict' ? <p class="error" role="alert">Someone else saved this dashboard meanwhile. <button class="btn small" onClick={() => { setDraft(null); dash.reload(); }}>Load their version</button> (your changes are lost)</p>
-        : <ErrorBox error={err} what="the dashboard" />}
+        : <ErrorBox error={err} what="the dashboard" doing="save" />}
       {panels.length === 0 && <p class="muted">No panels yet{canEdit ? ': Edit, then Add panel.' : '.'}</p>}
       <div class="dash-grid" style={{ gridTemplateRows: `repeat(${rows}, 60px)` }}>
         {panels.map((p) => (
@@ -194,7 +194,8 @@ function PanelBody({ project, panel, query }) {
       </table>
     );
   }
-  return <Chart x={x} series={series} bars={panel.type === 'bar'} height={Math.max(80, (panel.layout.h || 4) * 60 - 90)} fmt={fmt} title={panel.title} />;
+  const xRange = [Math.floor(w.from / 60000) * 60, Math.ceil(w.to / 60000) * 60];
+  return <Chart x={x} xRange={xRange} series={series} bars={panel.type === 'bar'} height={Math.max(80, (panel.layout.h || 4) * 60 - 90)} fmt={fmt} title={panel.title} />;
 }
 
 function PanelEditor({ panel, onChange, onDelete, onClose }) {
@@ -202,8 +203,8 @@ function PanelEditor({ panel, onChange, onDelete, onClose }) {
   const set = (patch) => onChange({ ...panel, ...patch });
   const setQ = (patch) => set({ query: { ...q, ...patch } });
   const setL = (k, v) => set({ layout: { ...panel.layout, [k]: Math.max(k === 'w' || k === 'h' ? 1 : 0, Math.min(k === 'x' ? 11 : k === 'w' ? 12 : 100, Number(v) || 0)) } });
-  const source = (s) => setQ(s === 'metrics' ? { source: s, metric: '', aggregation: 'sum', groupBy: [], filters: {} }
-    : s === 'red' ? { source: s, service: '', endpoint: '', field: 'requests' } : { source: s, q: '', severity: '', service: '' });
+  const source = (s) => set({ query: s === 'metrics' ? { source: s, metric: '', aggregation: 'sum', groupBy: [], filters: {} }
+    : s === 'red' ? { source: s, field: 'requests' } : { source: s } });
   const clean = (o) => { const r = {}; for (const [k, v] of Object.entries(o)) if (v !== '') r[k] = v; return r; };
   return (
     <aside class="panel" role="dialog" aria-label="Edit panel" onKeyDown={(e) => { if (e.key === 'Escape') onClose(); }}>

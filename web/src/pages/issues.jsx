@@ -134,7 +134,7 @@ export function IssueDetail({ project, id }) {
         {!canTriage && <span class="muted">Viewers cannot triage.</span>}
         {i.traceId && <Link class="btn" href={`${base}/traces/${i.traceId}${range}`}>View trace</Link>}
       </div>
-      <ErrorBox error={actErr} what="the change" />
+      <ErrorBox error={actErr} what="the change" doing="save" />
       <div class="stats">
         <div class="stat"><div class="stat-value">{fmtNum(i.events)}</div><div class="stat-label">events</div></div>
         <div class="stat"><div class="stat-value">{fmtNum(i.users)}</div><div class="stat-label">users</div></div>

@@ -58,7 +58,7 @@ function OverviewBody({ d, base, range }) {
         <div class="card">
           <h2>Top endpoints</h2>
           <table>
-            <thead><tr><th>service</th><th>endpoint</th><th class="num">requests</th><th class="num">errors</th><th class="num">p95</th></tr></thead>
+            <thead><tr><th>service</th><th>endpoint</th><th class="num">requests</th><th class="num">error rate</th><th class="num">p95</th></tr></thead>
             <tbody>
               {(d.topEndpoints || []).map((e) => (
                 <tr><td>{e.service}</td><td>{e.endpoint}</td><td class="num">{fmtNum(e.requests)}</td>

@@ -73,7 +73,7 @@ export function Settings({ project }) {
             <div><button class="btn primary" type="submit">Save settings</button> <span role="status">{saved}</span></div>
           </fieldset>
           {!admin && <p class="muted small">Only admins and owners change settings.</p>}
-          <ErrorBox error={err} what="the settings" />
+          <ErrorBox error={err} what="the settings" doing="save" />
         </form>
       )}
       <Keys project={project} admin={admin} />
@@ -124,7 +124,7 @@ function Keys({ project, admin }) {
             <label>Name<input name="name" required maxLength={100} placeholder="prod" /></label>
             <button class="btn" type="submit">Create key</button>
           </form>
-          <ErrorBox error={err} what="the key" />
+          <ErrorBox error={err} what="the key change" doing="save" />
         </>
       )}
     </div>
@@ -173,7 +173,7 @@ function Members({ project, role }) {
           <button class="btn" type="submit">Add member</button>
         </form>
       )}
-      <ErrorBox error={err} what="the member change" />
+      <ErrorBox error={err} what="the member change" doing="save" />
     </div>
   );
 }

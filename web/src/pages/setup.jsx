@@ -62,7 +62,7 @@ service:
         {key ? <p class="notice" role="status">Your new ingest key (shown once, copy it now): <code class="secret">{key}</code></p>
           : admin ? <p><button class="btn primary" onClick={makeKey}>Create an ingest key</button> <span class="muted">or use one from Settings.</span></p>
             : <p class="muted">Ask an admin of this project for an ingest key; the snippets below show where it goes.</p>}
-        <ErrorBox error={err} what="the key" />
+        <ErrorBox error={err} what="a key" doing="create" />
       </div>
       <div class="card"><h2>2. Any OpenTelemetry SDK (environment)</h2><Copy text={env} label="Environment variables" /></div>
       <div class="card"><h2>Node.js</h2><Copy text={node} label="Node.js setup" /></div>
