@@ -117,7 +117,16 @@ function App() {
   const { path, query } = useLocation();
   const [me, setMe] = useState(undefined);
   const loadMe = () => api('/me').then((m) => { setCsrf(m.csrfToken); setMe(m); }).catch(() => setMe(null));
-  useEffect(() => { loadMe(); onUnauthorized(() => setMe(null)); }, []);
+  // The first check was started by index.html before the bundle arrived.
+  const firstMe = () => {
+    const early = window.sxMe;
+    window.sxMe = null;
+    if (!early) return loadMe();
+    return early.then((r) => (r && r.ok ? r.json() : Promise.reject(new Error('no session'))))
+      .then((m) => { setCsrf(m.csrfToken); setMe(m); })
+      .catch(() => setMe(null));
+  };
+  useEffect(() => { firstMe(); onUnauthorized(() => setMe(null)); }, []);
 
   if (me === undefined) return <p class="muted center">Loading…</p>;
   if (!me || path === '/login') {

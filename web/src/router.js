@@ -81,3 +81,6 @@ export function keepRange(query) {
   const s = q.toString();
   return s ? `?${s}` : '';
 }
+
+/** A window as a chart's x range in seconds, on whole minutes (stable across renders). */
+export const chartRange = (w) => [Math.floor(w.from / 60000) * 60, Math.ceil(w.to / 60000) * 60];

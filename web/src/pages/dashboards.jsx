@@ -4,7 +4,7 @@
 import { useState } from 'preact/hooks';
 import { call, pp } from '../api.js';
 import { useFetch, fmtNum, fmtMs, fmtPct, nsToMs } from '../util.js';
-import { useQuery, timeWindow, keepRange, navigate } from '../router.js';
+import { useQuery, timeWindow, keepRange, navigate, chartRange } from '../router.js';
 import { Link, ErrorBox, Loading, Chart, RangePicker } from '../components.jsx';
 import { useSession, roleOf, atLeast } from '../session.js';
 import { AGGS, alignSeries, labelText } from './metrics.jsx';
@@ -194,7 +194,7 @@ function PanelBody({ project, panel, query }) {
       </table>
     );
   }
-  const xRange = [Math.floor(w.from / 60000) * 60, Math.ceil(w.to / 60000) * 60];
+  const xRange = chartRange(w);
   return <Chart x={x} xRange={xRange} series={series} bars={panel.type === 'bar'} height={Math.max(80, (panel.layout.h || 4) * 60 - 90)} fmt={fmt} title={panel.title} />;
 }
 

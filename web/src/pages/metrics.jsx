@@ -2,7 +2,7 @@
 // chart; everything in the URL. Also exports the series helpers the dashboards reuse.
 import { call, pp } from '../api.js';
 import { useFetch, fmtNum } from '../util.js';
-import { useQuery, timeWindow } from '../router.js';
+import { useQuery, timeWindow, chartRange } from '../router.js';
 import { ErrorBox, Loading, Chart, RangePicker } from '../components.jsx';
 
 export const AGGS = ['sum', 'avg', 'min', 'max', 'count', 'last', 'rate', 'p50', 'p90', 'p95', 'p99'];
@@ -81,7 +81,7 @@ export function Metrics({ project }) {
       {chart && (
         <div class="card">
           <h2>{agg}({name}){groupBy.length ? ` by ${groupBy.join(', ')}` : ''} <span class="muted small">{data.data.resolution} · step {data.data.stepMs / 1000}s</span></h2>
-          <Chart x={chart.x} series={chart.series} height={320} fmt={(v) => fmtNum(v)} />
+          <Chart x={chart.x} xRange={chartRange(w)} series={chart.series} height={320} fmt={(v) => fmtNum(v)} />
           {data.data.series.length > 20 && <p class="muted small">Showing 20 of {data.data.series.length} series.</p>}
         </div>
       )}

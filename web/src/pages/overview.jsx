@@ -3,7 +3,7 @@
 import { useState } from 'preact/hooks';
 import { call } from '../api.js';
 import { useFetch, fmtNum, fmtMs, fmtPct } from '../util.js';
-import { useQuery, timeWindow, keepRange } from '../router.js';
+import { useQuery, timeWindow, keepRange, chartRange } from '../router.js';
 import { Link, ErrorBox, Loading, Health, Chart, RangePicker, SortTh, sortRows } from '../components.jsx';
 import { useSession } from '../session.js';
 
@@ -40,7 +40,7 @@ export function Home() {
                   <div><dt>error logs</dt><dd>{fmtNum(p.logErrors)}</dd></div>
                 </dl>
                 {p.series && p.series.t && (
-                  <Chart x={p.series.t.map((t) => t / 1000)} series={[{ label: 'requests', values: p.series.requests }]} height={70} title={`${p.name} requests`} />
+                  <Chart x={p.series.t.map((t) => t / 1000)} xRange={chartRange(timeWindow(query))} series={[{ label: 'requests', values: p.series.requests }]} height={70} title={`${p.name} requests`} />
                 )}
               </>
             ) : <p class="muted small">{p.role}</p>}
@@ -79,7 +79,7 @@ export function Compare() {
                 </select>
               </label>
             </div>
-            <Chart x={x} series={series} fmt={metric[2]} height={240} />
+            <Chart x={x} xRange={chartRange(timeWindow(query))} series={series} fmt={metric[2]} height={240} />
           </div>
           <table>
             <thead>

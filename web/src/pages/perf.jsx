@@ -5,7 +5,7 @@ import { useState, useMemo } from 'preact/hooks';
 import dagre from '@dagrejs/dagre';
 import { call, pp } from '../api.js';
 import { useFetch, fmtNum, fmtMs, fmtPct } from '../util.js';
-import { useQuery, timeWindow, keepRange } from '../router.js';
+import { useQuery, timeWindow, keepRange, chartRange } from '../router.js';
 import { Link, ErrorBox, Loading, Chart, RangePicker, Health, SortTh, sortRows } from '../components.jsx';
 import { useServices } from './traces.jsx';
 
@@ -23,7 +23,7 @@ export function Performance({ project }) {
   const rows = perf.data ? perf.data.endpoints.map((e) => ({ ...e, health: (hmap.get(e.operation) || {}).status || 'unknown', reason: (hmap.get(e.operation) || {}).reason })) : [];
   const s = perf.data ? perf.data.series : [];
   const x = s.map((p) => p.timeUnixMs / 1000);
-  const xRange = [Math.floor(w.from / 60000) * 60, Math.ceil(w.to / 60000) * 60]; // whole minutes: stable across renders
+  const xRange = chartRange(w);
   const base = `/p/${encodeURIComponent(project)}`;
   return (
     <section>

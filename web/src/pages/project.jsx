@@ -2,7 +2,7 @@
 // and issues (GET .../overview); falls back to issue stats and services without it.
 import { call, pp } from '../api.js';
 import { useFetch, fmtNum, fmtMs, fmtPct, nsToMs, ago } from '../util.js';
-import { useQuery, timeWindow, keepRange } from '../router.js';
+import { useQuery, timeWindow, keepRange, chartRange } from '../router.js';
 import { Link, ErrorBox, Loading, Stat, Health, Chart, RangePicker } from '../components.jsx';
 import { useLive } from '../live.js';
 
@@ -28,12 +28,12 @@ export function ProjectOverview({ project }) {
       <Loading when={ov.loading && !ov.data && !ov.error} />
       {ov.error && ov.error.status === 404 ? <Fallback project={project} w={w} base={base} range={range} />
         : <ErrorBox error={ov.error} what="the overview" />}
-      {ov.data && <OverviewBody d={ov.data} base={base} range={range} />}
+      {ov.data && <OverviewBody d={ov.data} base={base} range={range} xRange={chartRange(w)} />}
     </section>
   );
 }
 
-function OverviewBody({ d, base, range }) {
+function OverviewBody({ d, base, range, xRange }) {
   const t = d.totals || {};
   const req = seriesOf(d.series, ['requests', 'errors'], ['requests', 'errors']);
   const p95 = seriesOf(d.series, ['p95'], ['p95 ms']);
@@ -51,8 +51,8 @@ function OverviewBody({ d, base, range }) {
         <Stat label="error logs" value={fmtNum(t.logErrors)} />
       </div>
       <div class="grid2">
-        <div class="card"><h2>Requests and errors</h2><Chart x={req.x} series={req.series} bars /></div>
-        <div class="card"><h2>p95 latency</h2><Chart x={p95.x} series={p95.series} fmt={fmtMs} /></div>
+        <div class="card"><h2>Requests and errors</h2><Chart x={req.x} xRange={xRange} series={req.series} bars /></div>
+        <div class="card"><h2>p95 latency</h2><Chart x={p95.x} xRange={xRange} series={p95.series} fmt={fmtMs} /></div>
       </div>
       <div class="grid2">
         <div class="card">
