@@ -179,7 +179,7 @@ export function TraceDetail({ project, traceId }) {
       </div>
       <p class="muted">
         <span class="mono">{d.traceId}</span> · {fmtTime(startMs)} · {fmtMs(d.durationMs)} · {fmtNum(d.spanCount)} spans ·{' '}
-        <span class={d.errorCount ? 'bad' : ''}>{d.errorCount} errors</span> · {d.services.join(', ')} · {d.logCount} logs
+        <span class={d.errorCount ? 'bad' : ''}>{d.errorCount} error{d.errorCount === 1 ? '' : 's'}</span> · {d.services.join(', ')} · {d.logCount} logs
         {d.spansTruncated && <> · <span class="bad">showing the first {d.spans.length} spans</span></>}
       </p>
       <p class="legend small"><span class="swatch crit" /> critical path <span class="swatch err" /> error</p>
@@ -261,6 +261,7 @@ function Waterfall({ model, selected, onSelect }) {
         <div class="wf-right">{ticks.map((t) => <span style={{ left: `${t * 100}%` }}>{fmtMs(t * model.total)}</span>)}</div>
       </div>
       <div class="wf-scroll" ref={scroller} onScroll={(e) => setTop(e.currentTarget.scrollTop)}
+        style={{ height: `min(65vh, ${rows.length * ROW_H + 2}px)` }}
         role="tree" aria-label={`Waterfall, ${rows.length} spans`} data-rows={rows.length}>
         <div style={{ height: `${rows.length * ROW_H}px`, position: 'relative' }}>
           {rows.slice(first, last).map((s, k) => {
@@ -285,7 +286,8 @@ function Waterfall({ model, selected, onSelect }) {
                 <div class="wf-right">
                   <span class={`wf-bar${crit ? ' crit' : ''}${err ? ' err' : ''}`}
                     style={{ left: `${left}%`, width: `${width}%`, background: err ? undefined : colour(s.service) }} />
-                  <span class="wf-dur" style={{ left: `${Math.min(left + width, 88)}%` }}>{fmtMs(s.durationMs)}</span>
+                  {/* The duration after the bar, or before it when the bar reaches the right edge. */}
+                  <span class="wf-dur" style={left + width > 85 ? { right: `${100 - left}%`, paddingRight: '4px' } : { left: `${left + width}%` }}>{fmtMs(s.durationMs)}</span>
                 </div>
               </div>
             );
