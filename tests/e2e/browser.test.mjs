@@ -300,6 +300,67 @@ stackTest(stack, 'a 10,000-span trace renders, keeps only visible rows in the pa
   process.stderr.write(`[browser] 10,000-span trace: API ${apiMs} ms; first rows after ${renderMs} ms (page load + API), scroll to the end ${scrollMs} ms\n`);
 });
 
+stackTest(stack, 'settings: the sampling rate and a retention changed on the form are stored', async () => {
+  await page.goto(url(projectPath('/settings')));
+  const sampling = page.getByLabel('Sampling rate (0..1)');
+  await sampling.waitFor();
+  await sampling.fill('0.5');
+  await page.getByLabel('Retention: logs (days)').fill('9');
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
+  const p = (await stack.api(`projects/${stack.project}`)).json();
+  assert.equal(p.samplingRate, 0.5);
+  assert.equal(p.retentionDays.logs, 9);
+  // A value the server refuses comes back as its message, and nothing changes.
+  await sampling.fill('7');
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await page.getByRole('alert').filter({ hasText: /Could not save the settings/ }).waitFor();
+  assert.equal((await stack.api(`projects/${stack.project}`)).json().samplingRate, 0.5);
+  await shot('07-settings');
+  await sampling.fill('1');
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
+});
+
+stackTest(stack, 'custom dashboard: created, a panel added on the grid, saved, shown after a reload', async (t) => {
+  const probe = await stack.api(`projects/${stack.project}/dashboards`);
+  if (probe.status === 404) {
+    await page.goto(url(projectPath('/dashboards')));
+    await page.getByText(/not available on this server/).waitFor();
+    t.skip('GET .../dashboards answers 404 on this build (the dashboards API is not merged yet)');
+    return;
+  }
+  assert.equal(probe.status, 200, probe.text);
+  await page.goto(url(projectPath('/dashboards')));
+  await page.getByLabel('Name').fill('Checkout board');
+  await page.getByRole('button', { name: 'Create' }).click();
+  await page.getByRole('button', { name: 'Add panel' }).click();
+  const dlg = page.getByRole('dialog', { name: 'Edit panel' });
+  await dlg.getByLabel('Title').fill('Checkout requests');
+  await dlg.getByLabel('Source').selectOption('red');
+  await dlg.getByLabel('Service').fill('frontend');
+  await dlg.getByLabel('width').fill('8');
+  await dlg.getByRole('button', { name: 'Done' }).click();
+  await page.getByRole('button', { name: 'Save' }).click();
+  await page.getByRole('button', { name: 'Edit', exact: true }).waitFor();
+  const id = new URL(page.url()).pathname.split('/').pop();
+  const d = (await stack.api(`projects/${stack.project}/dashboards/${id}`)).json().dashboard;
+  assert.equal(d.name, 'Checkout board');
+  assert.equal(d.panels.length, 1);
+  assert.equal(d.panels[0].title, 'Checkout requests');
+  assert.equal(d.panels[0].query.source, 'red');
+  assert.equal(d.panels[0].query.service, 'frontend');
+  assert.equal(d.panels[0].query.field, 'requests');
+  assert.equal(d.panels[0].type, 'timeseries');
+  assert.equal(d.panels[0].layout.w, 8);
+  await page.reload();
+  await page.getByRole('heading', { name: 'Checkout requests' }).waitFor();
+  // The panel ran its query: a chart, or the empty-range note (never an error).
+  await page.locator('.dash-panel').locator('.chart, .chart-empty').first().waitFor();
+  assert.equal(await page.locator('.dash-panel .error').count(), 0);
+  await shot('08-dashboard');
+});
+
 stackTest(stack, 'no page threw an uncaught error', async () => {
   assert.deepEqual(pageErrors, []);
 });
