@@ -9,6 +9,7 @@ import { useQuery, timeWindow, keepRange } from '../router.js';
 import { Link, ErrorBox, Loading, RangePicker, Panel, Attrs } from '../components.jsx';
 import { useLive } from '../live.js';
 import { Pager } from './issues.jsx';
+import { criticalPath } from '../critpath.js';
 
 /** The project's services in the window (for filter selects); [] while loading. */
 export function useServices(project, w) {
@@ -110,40 +111,6 @@ export function Traces({ project }) {
 }
 
 const KINDS = ['unspecified', 'internal', 'server', 'client', 'producer', 'consumer'];
-
-/**
- * Critical path of a trace: from the root, the child that finished last before the cursor,
- * then the cursor moves to that child's start (Jaeger's method). Iterative, so a very deep
- * trace cannot overflow the stack. Returns a Set of span ids.
- */
-export function criticalPath(spans) {
-  const byId = new Map(), kids = new Map();
-  for (const s of spans) byId.set(s.spanId, s);
-  for (const s of spans) {
-    if (s.parentSpanId && byId.has(s.parentSpanId)) {
-      if (!kids.has(s.parentSpanId)) kids.set(s.parentSpanId, []);
-      kids.get(s.parentSpanId).push(s);
-    }
-  }
-  const roots = spans.filter((s) => !s.parentSpanId || !byId.has(s.parentSpanId));
-  if (!roots.length) return new Set();
-  const root = roots.reduce((a, b) => (b._end > a._end ? b : a));
-  const path = new Set();
-  const stack = [[root, root._end]];
-  while (stack.length) {
-    const [s, limit] = stack.pop();
-    path.add(s.spanId);
-    let cursor = Math.min(s._end, limit);
-    const ch = (kids.get(s.spanId) || []).slice().sort((a, b) => b._end - a._end);
-    for (const c of ch) {
-      if (cursor <= s._start) break;
-      if (c._start >= cursor) continue;
-      stack.push([c, Math.min(c._end, cursor)]);
-      cursor = c._start;
-    }
-  }
-  return path;
-}
 
 const ROW_H = 26, OVERSCAN = 12;
 
