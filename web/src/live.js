@@ -74,3 +74,20 @@ export function useLive(project, params, onEvent, enabled = true) {
     };
   }, [key]);
 }
+
+/**
+ * Reloads a page's data when the live stream says something changed: at most once per
+ * delayMs (events come in bursts), and after a 'gap' too. onEvent(kind, data) runs first
+ * for every event, when given.
+ */
+export function useLiveReload(project, params, reload, { enabled = true, delayMs = 2000, onEvent } = {}) {
+  const pending = useRef(null);
+  const again = useRef(reload);
+  again.current = reload;
+  useEffect(() => () => clearTimeout(pending.current), []);
+  useLive(project, params, (kind, data) => {
+    if (onEvent) onEvent(kind, data);
+    if (pending.current) return;
+    pending.current = setTimeout(() => { pending.current = null; again.current(); }, delayMs);
+  }, enabled);
+}

@@ -5,7 +5,7 @@ import { call, pp } from '../api.js';
 import { useFetch, fmtNum, nsToMs, ago, fmtTime } from '../util.js';
 import { useQuery, timeWindow, keepRange } from '../router.js';
 import { Link, ErrorBox, Loading, Chart, RangePicker, Attrs } from '../components.jsx';
-import { useLive } from '../live.js';
+import { useLiveReload } from '../live.js';
 import { useSession, roleOf, atLeast } from '../session.js';
 
 const STATUSES = ['unresolved', 'resolved', 'ignored'];
@@ -28,7 +28,7 @@ export function Issues({ project }) {
     },
   }), [project, query.toString(), cursor.join()]);
   const [fresh, setFresh] = useState(0);
-  useLive(project, { topics: 'issues' }, (kind) => { if (kind === 'issue' || kind === 'gap') { setFresh((n) => n + 1); list.reload(); } });
+  useLiveReload(project, { topics: 'issues' }, list.reload, { delayMs: 500, onEvent: () => setFresh((n) => n + 1) });
   const base = `/p/${encodeURIComponent(project)}`;
   return (
     <section>

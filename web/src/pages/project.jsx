@@ -4,7 +4,7 @@ import { call, pp } from '../api.js';
 import { useFetch, fmtNum, fmtMs, fmtPct, nsToMs, ago } from '../util.js';
 import { useQuery, timeWindow, keepRange, chartRange } from '../router.js';
 import { Link, ErrorBox, Loading, Stat, Health, Chart, RangePicker } from '../components.jsx';
-import { useLive } from '../live.js';
+import { useLiveReload } from '../live.js';
 
 /** Turns {t:[ms], a:[...], b:[...]} into uPlot x (seconds) and series. */
 export function seriesOf(s, keys, labels) {
@@ -17,7 +17,8 @@ export function ProjectOverview({ project }) {
   const w = timeWindow(query);
   const range = keepRange(query);
   const ov = useFetch((signal) => call(pp(project, '/overview'), { query: { from: w.from, to: w.to }, signal }), [project, query.toString()]);
-  useLive(project, { topics: 'issues' }, () => ov.reload(), !w.fixed);
+  // New issues and new requests refresh the figures (at most every 10 s).
+  useLiveReload(project, { topics: 'spans,issues' }, ov.reload, { enabled: !w.fixed, delayMs: 10000 });
   const base = `/p/${encodeURIComponent(project)}`;
   return (
     <section>

@@ -7,7 +7,7 @@ import { call, pp } from '../api.js';
 import { useFetch, fmtNum, fmtMs, nsToMs, fmtTime, ago, bodyText, sevClass, valText } from '../util.js';
 import { useQuery, timeWindow, keepRange } from '../router.js';
 import { Link, ErrorBox, Loading, RangePicker, Panel, Attrs } from '../components.jsx';
-import { useLive } from '../live.js';
+import { useLiveReload } from '../live.js';
 import { Pager } from './issues.jsx';
 import { criticalPath } from '../critpath.js';
 
@@ -46,13 +46,7 @@ export function Traces({ project }) {
     },
   }), [project, query.toString(), cursor.join()]);
   // Live: new spans refresh the first page (at most every 2 s), unless the window is fixed.
-  const pending = useRef(null);
-  const live = !w.fixed && cursor.length === 0;
-  useLive(project, { topics: 'spans', service: f('service') }, () => {
-    if (pending.current) return;
-    pending.current = setTimeout(() => { pending.current = null; list.reload(); }, 2000);
-  }, live);
-  useEffect(() => () => clearTimeout(pending.current), []);
+  useLiveReload(project, { topics: 'spans', service: f('service') }, list.reload, { enabled: !w.fixed && cursor.length === 0 });
   const submit = (e) => {
     e.preventDefault();
     const fd = new FormData(e.target);
