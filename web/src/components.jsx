@@ -37,11 +37,12 @@ export function Health({ status }) {
   return <span class={`badge health-${s}`}>{s}</span>;
 }
 
-/** Time range select bound to ?range= (clears a custom from/to). */
-export function RangePicker() {
+/** Time range select bound to ?range= (clears a custom from/to); allowAll adds "All time"
+ * (no range in the URL) for pages whose default is no time filter. */
+export function RangePicker({ allowAll = false }) {
   const [query, setQuery] = useQuery();
   const custom = query.get('from') && query.get('to');
-  const value = custom ? 'custom' : (query.get('range') || '1h');
+  const value = custom ? 'custom' : (query.get('range') || (allowAll ? '' : '1h'));
   return (
     <label class="inline">
       <span class="sr-only">Time range</span>
@@ -51,6 +52,7 @@ export function RangePicker() {
         onChange={(e) => setQuery({ range: e.target.value, from: null, to: null }, { replace: false })}
       >
         {custom && <option value="custom">custom</option>}
+        {allowAll && <option value="">All time</option>}
         {RANGES.map((r) => <option value={r}>{`Last ${r}`}</option>)}
       </select>
     </label>

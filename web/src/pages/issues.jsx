@@ -34,7 +34,7 @@ export function Issues({ project }) {
     <section>
       <div class="page-head">
         <h1>Issues</h1>
-        <RangePicker />
+        <RangePicker allowAll />
       </div>
       <form class="filters" onSubmit={(e) => { e.preventDefault(); setCursor([]); setQuery({ q: new FormData(e.target).get('q') }); }}>
         <label>Status
