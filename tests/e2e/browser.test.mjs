@@ -288,9 +288,15 @@ stackTest(stack, 'a 10,000-span trace renders, keeps only visible rows in the pa
   assert.equal(await page.locator('.wf-row[data-idx="0"]').count(), 0);
   assert.ok(await page.locator('.wf-row').count() < 200);
 
-  // Keyboard: arrow keys move between rows (the list scrolls with the focus).
+  // Keyboard: left folds the root's subtree (one row left), right unfolds it; up and down
+  // move between rows (the list scrolls with the focus).
   await wf.evaluate((el) => { el.scrollTop = 0; });
   await page.locator('.wf-row[data-idx="0"] .wf-name').focus();
+  await page.keyboard.press('ArrowLeft');
+  await page.locator('.wf-scroll[data-rows="1"]').waitFor();
+  assert.equal(await page.locator('.wf-row[data-idx="0"]').getAttribute('aria-expanded'), 'false');
+  await page.keyboard.press('ArrowRight');
+  await page.locator(`.wf-scroll[data-rows="${N}"]`).waitFor();
   for (let i = 0; i < 40; i++) await page.keyboard.press('ArrowDown');
   assert.equal(await page.evaluate(() => document.activeElement.closest('.wf-row').dataset.idx), '40');
   await page.keyboard.press('Enter');

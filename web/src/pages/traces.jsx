@@ -193,8 +193,14 @@ function Waterfall({ model, selected, onSelect }) {
   const last = Math.min(rows.length, Math.ceil((top + height) / ROW_H) + OVERSCAN);
   const colour = (svc) => `var(--c${(model.services.indexOf(svc) % 6) + 1})`;
   const toggle = (id) => setCollapsed((c) => { const n = new Set(c); if (n.has(id)) n.delete(id); else n.add(id); return n; });
-  // Arrow keys move between rows; the focused row scrolls into view.
+  // Up/Down/Home/End move between rows; the focused row scrolls into view.
   const onKey = (e, idx) => {
+    const id = rows[idx].spanId;
+    // Left / right fold and unfold a span's subtree, as in a tree view.
+    if ((e.key === 'ArrowLeft' && !collapsed.has(id)) || (e.key === 'ArrowRight' && collapsed.has(id))) {
+      if (hasKids.has(id)) { e.preventDefault(); toggle(id); }
+      return;
+    }
     let to = -1;
     if (e.key === 'ArrowDown') to = Math.min(rows.length - 1, idx + 1);
     else if (e.key === 'ArrowUp') to = Math.max(0, idx - 1);
@@ -232,7 +238,8 @@ function Waterfall({ model, selected, onSelect }) {
             const left = (100 * s._start) / model.total, width = Math.max(0.15, (100 * s.durationMs) / model.total);
             return (
               <div key={s.spanId} class={`wf-row${selected === s.spanId ? ' sel' : ''}${err ? ' err' : ''}`} data-idx={idx} data-span={s.spanId}
-                style={{ top: `${idx * ROW_H}px` }} role="treeitem" aria-level={s.depth + 1} aria-selected={selected === s.spanId}>
+                style={{ top: `${idx * ROW_H}px` }} role="treeitem" aria-level={s.depth + 1} aria-selected={selected === s.spanId}
+                aria-expanded={hasKids.has(s.spanId) ? !collapsed.has(s.spanId) : undefined}>
                 <div class="wf-left" style={{ paddingLeft: `${4 + Math.min(s.depth, 40) * 12}px` }}>
                   {hasKids.has(s.spanId) ? (
                     <button class="wf-tog" aria-label={collapsed.has(s.spanId) ? 'Expand' : 'Collapse'} tabIndex={-1}
