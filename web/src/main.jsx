@@ -81,7 +81,12 @@ function Shell({ me, project, path, query, children, onLogout }) {
         <label class="inline">
           <span class="sr-only">Project</span>
           <select aria-label="Project" value={project || ''}
-            onChange={(e) => navigate(e.target.value ? `/p/${encodeURIComponent(e.target.value)}${range}` : `/${range}`)}>
+            onChange={(e) => {
+              // Another project opens on the same section (traces stay traces), not on one item.
+              const section = project ? path.split('/')[3] : '';
+              const to = e.target.value ? `/p/${encodeURIComponent(e.target.value)}${section ? `/${section}` : ''}` : '/';
+              navigate(to + range);
+            }}>
             <option value="">All projects</option>
             {me.projects.map((p) => <option value={p.slug}>{p.name}</option>)}
           </select>
