@@ -248,6 +248,18 @@ stackTest(stack, 'the logs explorer tails a log sent after the page opened, with
   await page.locator('table.logs').getByText(body).waitFor({ timeout: 20_000 });
   assert.equal(await page.evaluate(() => window.sxNoReload), true, 'the page was not reloaded');
   await shot('05-logs-live-tail');
+
+  // The stream drops (sextant-sse stopped): the header says so, then live again by itself,
+  // and a line sent after that still arrives, without a reload.
+  await stack.control('stop', 'sse');
+  await page.locator('[data-live="reconnecting"], [data-live="offline"]').first().waitFor({ timeout: 20_000 });
+  await shot('05b-logs-stream-dropped');
+  await stack.control('start', 'sse');
+  await page.locator('[data-live="live"]').waitFor({ timeout: 60_000 });
+  const after = `after the drop ${Date.now()}`;
+  await sendLogs('tail-svc', [{ body: after }]);
+  await page.locator('table.logs').getByText(after).waitFor({ timeout: 20_000 });
+  assert.equal(await page.evaluate(() => window.sxNoReload), true, 'the page was not reloaded');
 });
 
 stackTest(stack, 'a 10,000-span trace renders, keeps only visible rows in the page, and scrolls to its end', async () => {
