@@ -148,7 +148,7 @@ export function Panel({ title, onClose, children }) {
 
 /** Attribute map as a key/value table. */
 export function Attrs({ attrs }) {
-  const entries = Object.entries(attrs || {});
+  const entries = Object.entries(attrs || {}).filter(([, v]) => v !== undefined && v !== null);
   if (!entries.length) return <p class="muted">none</p>;
   return (
     <table class="kv">

@@ -304,23 +304,41 @@ function SpanDetails({ span, logs, traceStartMs }) {
   );
 }
 
-/** Log rows (time, severity, service, body), the span link when onSpan is given. */
+/** Log rows (time, severity, service, body), the span button when onSpan is given, else the
+ * trace link under base; a row's toggle shows its attributes, resource and ids. */
 export function LogTable({ rows, onSpan, base, range }) {
+  const [open, setOpen] = useState(() => new Set());
   if (!rows.length) return <p class="muted">No logs.</p>;
+  const key = (l) => `${l.timeUnixNano}|${l.spanId}|${l.service}`;
+  const toggle = (k) => setOpen((o) => { const n = new Set(o); if (n.has(k)) n.delete(k); else n.add(k); return n; });
+  const cols = (onSpan || base) ? 6 : 5;
   return (
     <table class="logs" aria-label="Logs">
-      <thead><tr><th>time</th><th>severity</th><th>service</th><th>body</th>{(onSpan || base) && <th>trace</th>}</tr></thead>
+      <thead><tr><th><span class="sr-only">details</span></th><th>time</th><th>severity</th><th>service</th><th>body</th>{(onSpan || base) && <th>trace</th>}</tr></thead>
       <tbody>
-        {rows.map((l) => (
-          <tr class={sevClass(l.severityNumber)}>
-            <td class="mono small nowrap">{fmtTime(nsToMs(l.timeUnixNano))}</td>
-            <td><span class="sev">{l.severityText || l.severityNumber || '–'}</span></td>
-            <td>{l.service}</td>
-            <td class="body">{bodyText(l.body)}</td>
-            {onSpan && <td>{l.spanId && <button class="btn ghost small" onClick={() => onSpan(l.spanId)}>span</button>}</td>}
-            {base && !onSpan && <td>{l.traceId && <Link href={`${base}/traces/${l.traceId}${range || ''}`}>trace</Link>}</td>}
-          </tr>
-        ))}
+        {rows.map((l) => {
+          const k = key(l), isOpen = open.has(k);
+          return [
+            <tr class={sevClass(l.severityNumber)} key={k}>
+              <td><button class="wf-tog" aria-expanded={isOpen} aria-label="Details" onClick={() => toggle(k)}>{isOpen ? '▾' : '▸'}</button></td>
+              <td class="mono small nowrap">{fmtTime(nsToMs(l.timeUnixNano))}</td>
+              <td><span class="sev">{l.severityText || l.severityNumber || '–'}</span></td>
+              <td>{l.service}</td>
+              <td class="body">{bodyText(l.body)}</td>
+              {onSpan && <td>{l.spanId && <button class="btn ghost small" onClick={() => onSpan(l.spanId)}>span</button>}</td>}
+              {base && !onSpan && <td>{l.traceId && <Link href={`${base}/traces/${l.traceId}${range || ''}`}>trace</Link>}</td>}
+            </tr>,
+            isOpen && (
+              <tr class="log-details" key={`${k}-d`}>
+                <td colSpan={cols}>
+                  <h3>Attributes</h3>
+                  <Attrs attrs={{ traceId: l.traceId || undefined, spanId: l.spanId || undefined, ...l.attributes }} />
+                  {l.resource && Object.keys(l.resource).length > 0 && <><h3>Resource</h3><Attrs attrs={l.resource} /></>}
+                </td>
+              </tr>
+            ),
+          ];
+        })}
       </tbody>
     </table>
   );
