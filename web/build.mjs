@@ -21,14 +21,17 @@ const result = await esbuild.build({
   jsxImportSource: 'preact',
   outdir: join(out, 'assets'),
   entryNames: '[name]-[hash]',
+  chunkNames: 'chunk-[hash]',
   assetNames: '[name]-[hash]',
+  splitting: true,   // pages import big libraries (dagre) on demand: a smaller first load
   metafile: true,
   logLevel: 'warning',
 });
 
 let js = '', css = '';
-for (const f of Object.keys(result.metafile.outputs)) {
-  if (f.endsWith('.js')) js = basename(f);
+for (const [f, o] of Object.entries(result.metafile.outputs)) {
+  // Dynamic imports are entry points too: the page's own is src/main.jsx.
+  if (f.endsWith('.js') && o.entryPoint && o.entryPoint.endsWith('src/main.jsx')) js = basename(f);
   else if (f.endsWith('.css')) css = basename(f);
 }
 if (!js) throw new Error('esbuild produced no JavaScript');

@@ -2,7 +2,6 @@
 // classes and health; requests/p95 over time; slow database statements) and the service
 // map, laid out by dagre and drawn as SVG.
 import { useState, useMemo } from 'preact/hooks';
-import dagre from '@dagrejs/dagre';
 import { call, pp } from '../api.js';
 import { useFetch, fmtNum, fmtMs, fmtPct } from '../util.js';
 import { useQuery, timeWindow, keepRange, chartRange } from '../router.js';
@@ -48,7 +47,8 @@ export function Performance({ project }) {
             <div class="card"><h2>Requests and errors</h2><Chart x={x} xRange={xRange} bars series={[{ label: 'requests', values: s.map((p) => p.requests) }, { label: 'errors', values: s.map((p) => p.errors) }]} /></div>
             <div class="card"><h2>p95</h2><Chart x={x} xRange={xRange} fmt={fmtMs} series={[{ label: 'p95', values: s.map((p) => p.p95Ms) }]} /></div>
           </div>
-          <table class="endpoints" aria-label="Endpoints">
+          {rows.length === 0 && <p class="muted">No requests to this service's endpoints in this range.</p>}
+          {rows.length > 0 && <table class="endpoints" aria-label="Endpoints">
             <thead>
               <tr>
                 <SortTh k="operation" sort={sort} setSort={setSort}>endpoint</SortTh>
@@ -74,7 +74,7 @@ export function Performance({ project }) {
                 </tr>
               ))}
             </tbody>
-          </table>
+          </table>}
         </>
       )}
       {db.data && db.data.statements.length > 0 && (
@@ -98,8 +98,11 @@ export function Performance({ project }) {
 /** The service map: dagre lays out services (nodes) and calls (edges); SVG draws them. */
 function ServiceMap({ project, w, current, onPick }) {
   const map = useFetch((signal) => call(pp(project, '/service-map'), { signal, query: { from: w.from, to: w.to } }), [project, w.label]);
+  // dagre is loaded with the first map that has nodes (its own chunk, not in the first page).
+  const lib = useFetch(() => (map.data && map.data.nodes.length ? import('@dagrejs/dagre').then((m) => m.default || m) : null), [!!(map.data && map.data.nodes.length)]);
+  const dagre = lib.data;
   const layout = useMemo(() => {
-    if (!map.data || !map.data.nodes.length) return null;
+    if (!dagre || !map.data || !map.data.nodes.length) return null;
     const g = new dagre.graphlib.Graph();
     g.setGraph({ rankdir: 'LR', nodesep: 40, ranksep: 170, marginx: 10, marginy: 20 });
     g.setDefaultEdgeLabel(() => ({}));
@@ -107,12 +110,13 @@ function ServiceMap({ project, w, current, onPick }) {
     for (const e of map.data.edges) g.setEdge(e.from, e.to, { e });
     dagre.layout(g);
     return g;
-  }, [map.data]);
+  }, [map.data, dagre]);
   return (
     <div class="card">
       <h2>Service map</h2>
       <ErrorBox error={map.error} what="the service map" />
-      {map.data && !layout && <p class="muted">No calls between services in this range.</p>}
+      <ErrorBox error={lib.error} what="the map layout" />
+      {map.data && !map.data.nodes.length && <p class="muted">No calls between services in this range.</p>}
       {layout && (
         <svg class="svcmap" width={layout.graph().width} height={layout.graph().height} role="group" aria-label="Service map">
           <defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="6" markerHeight="6" orient="auto"><path d="M0,0 L10,5 L0,10 z" class="arrow" /></marker></defs>
