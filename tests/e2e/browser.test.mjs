@@ -359,6 +359,9 @@ stackTest(stack, 'custom dashboard: created, a panel added on the grid, saved, s
   await dlg.getByLabel('Service').fill('frontend');
   await dlg.getByLabel('width').fill('8');
   await dlg.getByRole('button', { name: 'Done' }).click();
+  // Arranged with the panel's buttons: one column right, then as wide as it can be (x + w <= 12).
+  await page.getByRole('button', { name: 'Move right: Checkout requests' }).click();
+  for (let i = 0; i < 5; i++) await page.getByRole('button', { name: 'Wider: Checkout requests' }).click();
   await page.getByRole('button', { name: 'Save' }).click();
   await page.getByRole('button', { name: 'Edit', exact: true }).waitFor();
   const id = new URL(page.url()).pathname.split('/').pop();
@@ -370,7 +373,8 @@ stackTest(stack, 'custom dashboard: created, a panel added on the grid, saved, s
   assert.equal(d.panels[0].query.service, 'frontend');
   assert.equal(d.panels[0].query.field, 'requests');
   assert.equal(d.panels[0].type, 'timeseries');
-  assert.equal(d.panels[0].layout.w, 8);
+  assert.equal(d.panels[0].layout.x, 1);
+  assert.equal(d.panels[0].layout.w, 11);
   await page.reload();
   await page.getByRole('heading', { name: 'Checkout requests' }).waitFor();
   // The panel ran its query: a chart, or the empty-range note (never an error).

@@ -124,6 +124,7 @@ export function DashboardView({ project, id }) {
           <div class="card dash-panel" style={{ gridColumn: `${(p.layout.x || 0) + 1} / span ${p.layout.w || 6}`, gridRow: `${(p.layout.y || 0) + 1} / span ${p.layout.h || 4}` }}>
             <div class="page-head">
               <h2>{p.title}</h2>
+              {editing && <Arrange panel={p} onChange={(np) => setPanels(panels.map((x) => (x.id === np.id ? np : x)))} />}
               {editing && <button class="btn small" onClick={() => setEditPanel(p.id)}>Edit panel</button>}
             </div>
             <PanelBody project={project} panel={p} query={query} />
@@ -137,6 +138,29 @@ export function DashboardView({ project, id }) {
           onClose={() => setEditPanel(null)} />
       )}
     </section>
+  );
+}
+
+// [label, name, change of the layout] of the arrange buttons; the grid keeps x + w <= 12.
+const MOVES = [
+  ['←', 'Move left', (l) => ({ x: Math.max(0, l.x - 1) })],
+  ['→', 'Move right', (l) => ({ x: Math.min(12 - l.w, l.x + 1) })],
+  ['↑', 'Move up', (l) => ({ y: Math.max(0, l.y - 1) })],
+  ['↓', 'Move down', (l) => ({ y: Math.min(10000, l.y + 1) })],
+  ['−', 'Narrower', (l) => ({ w: Math.max(1, l.w - 1) })],
+  ['+', 'Wider', (l) => ({ w: Math.min(12 - l.x, l.w + 1) })],
+];
+
+/** Buttons that move and resize a panel on the grid (keyboard friendly, no dragging). */
+function Arrange({ panel, onChange }) {
+  const l = { x: 0, y: 0, w: 6, h: 4, ...panel.layout };
+  return (
+    <span class="arrange" role="group" aria-label={`Arrange ${panel.title}`}>
+      {MOVES.map(([label, name, f]) => (
+        <button class="btn small" title={name} aria-label={`${name}: ${panel.title}`}
+          onClick={() => onChange({ ...panel, layout: { ...l, ...f(l) } })}>{label}</button>
+      ))}
+    </span>
   );
 }
 
@@ -202,7 +226,11 @@ function PanelEditor({ panel, onChange, onDelete, onClose }) {
   const q = panel.query;
   const set = (patch) => onChange({ ...panel, ...patch });
   const setQ = (patch) => set({ query: { ...q, ...patch } });
-  const setL = (k, v) => set({ layout: { ...panel.layout, [k]: Math.max(k === 'w' || k === 'h' ? 1 : 0, Math.min(k === 'x' ? 11 : k === 'w' ? 12 : 100, Number(v) || 0)) } });
+  const setL = (k, v) => {
+    const l = { ...panel.layout, [k]: Math.max(k === 'w' || k === 'h' ? 1 : 0, Math.min(k === 'x' ? 11 : k === 'w' ? 12 : k === 'y' ? 10000 : 100, Number(v) || 0)) };
+    if (l.x + l.w > 12) { if (k === 'x') l.w = 12 - l.x; else l.x = 12 - l.w; } // the grid has 12 columns
+    set({ layout: l });
+  };
   const source = (s) => set({ query: s === 'metrics' ? { source: s, metric: '', aggregation: 'sum', groupBy: [], filters: {} }
     : s === 'red' ? { source: s, field: 'requests' } : { source: s } });
   const clean = (o) => { const r = {}; for (const [k, v] of Object.entries(o)) if (v !== '') r[k] = v; return r; };
