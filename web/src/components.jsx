@@ -66,9 +66,9 @@ const PALETTE = ['--c1', '--c2', '--c3', '--c4', '--c5', '--c6'];
 
 /**
  * A uPlot time series chart. x: seconds (uPlot's time unit); series: [{label, values}].
- * Bars when bars is set. Re-created when the data changes, resized with its box.
+ * Bars when bars is set, points only when scatter is. Re-created when the data changes, resized with its box.
  */
-export function Chart({ x, series, height = 200, bars = false, fmt, title, xRange }) {
+export function Chart({ x, series, height = 200, bars = false, scatter = false, fmt, title, xRange }) {
   const box = useRef(null);
   useEffect(() => {
     if (!box.current || !x || !x.length) return undefined;
@@ -87,7 +87,8 @@ export function Chart({ x, series, height = 200, bars = false, fmt, title, xRang
         stroke: cssVar(PALETTE[i % PALETTE.length]),
         fill: bars ? cssVar(PALETTE[i % PALETTE.length]) + '99' : undefined,
         width: 1.5,
-        paths: bars ? uPlot.paths.bars({ size: [0.8, 40] }) : undefined,
+        paths: scatter ? () => null : bars ? uPlot.paths.bars({ size: [0.8, 40] }) : undefined,
+        points: scatter ? { show: true, size: 7, fill: cssVar(PALETTE[i % PALETTE.length]) } : undefined,
         value: fmt ? (u, v) => (v == null ? '–' : fmt(v)) : undefined,
         spanGaps: false,
       }))),
@@ -96,7 +97,7 @@ export function Chart({ x, series, height = 200, bars = false, fmt, title, xRang
     const ro = new ResizeObserver(() => plot.setSize({ width: box.current.clientWidth, height }));
     ro.observe(box.current);
     return () => { ro.disconnect(); plot.destroy(); };
-  }, [x, series, height, bars, xRange && xRange.join()]);
+  }, [x, series, height, bars, scatter, xRange && xRange.join()]);
   if (!x || !x.length) return <p class="muted chart-empty">No data in this range.</p>;
   return <div class="chart" ref={box} role="img" aria-label={title || (series.map((s) => s.label).join(', ') + ' chart')} />;
 }
