@@ -58,6 +58,9 @@ let unauthorizedHook = () => {};
 /** Registers what happens when the session is gone (a 401 on any call): back to login. */
 export function onUnauthorized(fn) { unauthorizedHook = fn; }
 
+/** Tells the app the session is gone (the live stream was refused with 401). */
+export function signalUnauthorized() { unauthorizedHook(); }
+
 /** Wraps api() so a 401 also triggers the unauthorized hook. */
 export async function call(path, opts) {
   try {

@@ -1,7 +1,7 @@
 // live.js: the project's live stream (GET .../stream, Server-Sent Events) for live pages,
 // and the stream state the header shows: live, reconnecting, offline or unavailable.
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { qs } from './api.js';
+import { qs, signalUnauthorized } from './api.js';
 
 // One status for the header indicator; the page that holds the stream sets it.
 let status = 'idle';
@@ -25,8 +25,8 @@ const EVENTS = ['spans', 'logs', 'metrics', 'issue', 'gap'];
  * Opens the live stream of `project` while `enabled`, with `params` (topics, service,
  * severity, q). onEvent(kind, data) runs for every event; a 'gap' event means events were
  * missed. EventSource retries network drops itself (from the last id); when it gives up
- * (an HTTP error), this retries with a growing delay and the last id, and a 404 marks the
- * stream as unavailable (server without live updates).
+ * (an HTTP error), this retries with a growing delay and the last id, a 404 marks the
+ * stream as unavailable (server without live updates) and a 401 sends the user to log in.
  */
 export function useLive(project, params, onEvent, enabled = true) {
   const cb = useRef(onEvent);
@@ -59,6 +59,7 @@ export function useLive(project, params, onEvent, enabled = true) {
           .catch(() => 0)
           .then((st) => {
             if (closed) return;
+            if (st === 401) { setStatus('offline'); signalUnauthorized(); return; } // session over: log in again
             setStatus(st === 404 ? 'unavailable' : 'offline');
             timer = setTimeout(open, st === 404 ? 60000 : delay);
             delay = Math.min(delay * 2, 30000);
