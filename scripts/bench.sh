@@ -554,7 +554,7 @@ if [[ $QUERIES == 1 ]]; then
         PAGE_J=$(node "$REPO/tests/e2e/pageload.mjs" "{\"url\":\"$(envval SEXTANT_URL)\",\"email\":\"bench-page@example.com\",\"password\":\"$PAGE_PW\",\"project\":\"$(envval SEXTANT_PROJECT)\",\"samples\":${BENCH_PAGE_SAMPLES:-10}}" \
             2>>"$OUT/page.err") || { PAGE_J=""; PAGE_WHY="pageload.mjs failed: $(tail -n 1 "$OUT/page.err")"; }
         phase idle
-        [[ -n $PAGE_J ]] && say "  first page: p50 $(jget "$PAGE_J" p50_ms) ms, max $(jget "$PAGE_J" max_ms) ms"
+        if [[ -n $PAGE_J ]]; then say "  first page: p50 $(jget "$PAGE_J" p50_ms) ms, max $(jget "$PAGE_J" max_ms) ms"; fi
     fi
 fi
 phase finished
