@@ -19,11 +19,11 @@
 #            words) and 100 metric series x 24 h of minutes (SQL), then sequential API
 #            requests through nginx (build/bench/apiq): trace list, trace by id, log search,
 #            metric query p50/p99
-#   page     (BENCH_QUERIES=1) the dashboard's first page on that volume: headless Chromium
+#   RSS      VmRSS / VmHWM of every program, sampled each second during the load phases
+#   page     (BENCH_QUERIES=1, after the queries) the dashboard's first page on that volume: headless Chromium
 #            (tests/e2e/pageload.mjs) logs in, then opens the project overview in a fresh
 #            context (empty cache) BENCH_PAGE_SAMPLES times; skipped without chromium,
 #            tests/e2e/node_modules or web/dist
-#   RSS      VmRSS / VmHWM of every program, sampled each second during the load phases
 # Between load phases the stream is left to drain for BENCH_DRAIN_WAIT seconds; a backlog
 # still there then is discarded (persist stopped, stream deleted, persist started) so the
 # next phase starts clean; the table says when that happened.
