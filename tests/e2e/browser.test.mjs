@@ -161,6 +161,20 @@ stackTest(stack, 'a trace sent by the OpenTelemetry SDK appears in the trace sea
   assert.equal(await page.getByLabel('Status').inputValue(), 'error');
   await page.getByText(id).waitFor();
   await shot('02-trace-search');
+
+  // Dragging across the duration chart narrows the window: from/to in the URL, "custom".
+  const box = await page.locator('.chart .u-over').first().boundingBox();
+  await page.mouse.move(box.x + box.width * 0.5, box.y + box.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width + 20, box.y + box.height / 2, { steps: 5 }); // past the edge: up to 'to'
+  await page.mouse.up();
+  await page.waitForURL(/from=\d+&to=\d+/);
+  assert.equal(await page.getByLabel('Time range').inputValue(), 'custom');
+  const u = new URL(page.url());
+  assert.ok(Number(u.searchParams.get('to')) > Number(u.searchParams.get('from')));
+  await page.getByText(id).waitFor(); // the trace is recent: still inside the narrowed window
+  await page.goBack();
+  await page.waitForURL((x) => !x.search.includes('from='));
 });
 
 stackTest(stack, 'the waterfall shows the spans, errors, the critical path, a span panel and the trace logs', async () => {

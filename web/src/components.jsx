@@ -3,7 +3,7 @@
 import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
-import { onLinkClick, RANGES, useQuery } from './router.js';
+import { onLinkClick, RANGES, useQuery, navigate } from './router.js';
 
 /** A real link that navigates without reload. */
 export function Link({ href, children, ...rest }) {
@@ -59,6 +59,16 @@ export function RangePicker({ allowAll = false }) {
   );
 }
 
+/** Sets a custom window (unix ms) in the URL, as a new history entry (Back undoes it). */
+function zoomTo(from, to) {
+  if (!(to > from)) return;
+  const q = new URLSearchParams(location.search);
+  q.set('from', String(from));
+  q.set('to', String(to));
+  q.delete('range');
+  navigate(`${location.pathname}?${q}`);
+}
+
 function cssVar(name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || '#888';
 }
@@ -76,7 +86,16 @@ export function Chart({ x, series, height = 200, bars = false, scatter = false, 
     const opts = {
       width: box.current.clientWidth || 600,
       height,
-      cursor: { drag: { x: false, y: false } },
+      // Dragging across a chart that has xRange zooms the page's window (from/to in the URL).
+      cursor: { drag: { x: !!xRange, y: false, setScale: false } },
+      hooks: xRange ? {
+        setSelect: [(u) => {
+          if (u.select.width < 5) return;
+          const lo = u.posToVal(u.select.left, 'x'), hi = u.posToVal(u.select.left + u.select.width, 'x');
+          u.setSelect({ left: 0, width: 0, top: 0, height: 0 }, false);
+          zoomTo(Math.floor(lo * 1000), Math.ceil(hi * 1000));
+        }],
+      } : {},
       // The x axis spans the chosen window (xRange, seconds); a lone point gets an hour
       // around it instead of uPlot's default of years.
       scales: { x: { time: true, range: xRange ? () => xRange : x.length === 1 ? (u, lo, hi) => [lo - 1800, hi + 1800] : undefined } },

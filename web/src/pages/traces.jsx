@@ -5,7 +5,7 @@
 import { useState, useMemo, useRef, useEffect, useCallback } from 'preact/hooks';
 import { call, pp } from '../api.js';
 import { useFetch, fmtNum, fmtMs, nsToMs, fmtTime, ago, bodyText, sevClass, valText } from '../util.js';
-import { useQuery, timeWindow, keepRange } from '../router.js';
+import { useQuery, timeWindow, keepRange, chartRange } from '../router.js';
 import { Link, ErrorBox, Loading, RangePicker, Panel, Attrs, Chart } from '../components.jsx';
 import { useLiveReload } from '../live.js';
 import { Pager } from './issues.jsx';
@@ -78,7 +78,7 @@ export function Traces({ project }) {
       <ErrorBox error={list.error} what="traces" />
       <Loading when={list.loading && !list.data} />
       {list.data && list.data.partial && <p class="notice">The search stopped early (many traces in the range): narrow it or go to the next page.</p>}
-      {list.data && list.data.traces.length > 1 && <DurationScatter traces={list.data.traces} />}
+      {list.data && list.data.traces.length > 1 && <DurationScatter traces={list.data.traces} xRange={chartRange(w)} />}
       {list.data && (list.data.traces.length === 0 ? <p class="muted">No traces match.</p> : (
         <table class="traces" aria-label="Traces">
           <thead><tr><th>trace</th><th>start</th><th class="num">spans</th><th class="num">errors</th><th>duration</th></tr></thead>
@@ -106,7 +106,7 @@ export function Traces({ project }) {
 }
 
 /** The page's traces as points: start time against duration, traces with errors apart. */
-function DurationScatter({ traces }) {
+function DurationScatter({ traces, xRange }) {
   const data = useMemo(() => {
     const pts = traces.map((t) => [nsToMs(t.startTimeUnixNano) / 1000, t.durationMs, t.errorCount > 0])
       .sort((a, b) => a[0] - b[0]);
@@ -118,7 +118,7 @@ function DurationScatter({ traces }) {
       ],
     };
   }, [traces]);
-  return <div class="card"><Chart x={data.x} series={data.series} scatter height={150} fmt={fmtMs} title="Trace durations" /></div>;
+  return <div class="card"><Chart x={data.x} xRange={xRange} series={data.series} scatter height={150} fmt={fmtMs} title="Trace durations" /></div>;
 }
 
 const KINDS = ['unspecified', 'internal', 'server', 'client', 'producer', 'consumer'];
