@@ -329,6 +329,15 @@ stackTest(stack, 'a 10,000-span trace renders, keeps only visible rows in the pa
   await page.getByRole('dialog').waitFor();
   await shot('06-trace-10000-spans');
   await page.keyboard.press('Escape');
+
+  // Find: one span among 10,000 by name; Enter jumps to it (scrolled into the page).
+  await page.getByLabel('Find span').fill('op 9999');
+  await page.getByRole('status').filter({ hasText: '0 of 1' }).waitFor();
+  await page.getByLabel('Find span').press('Enter');
+  await page.locator('.wf-row.hit').filter({ hasText: 'op 9999' }).waitFor();
+  await page.getByRole('status').filter({ hasText: '1 of 1' }).waitFor();
+  await page.getByLabel('Find span').fill('op 99');
+  await page.getByRole('status').filter({ hasText: /of 111$/ }).waitFor(); // op 99, op 990-999, op 9900-9999
   process.stderr.write(`[browser] 10,000-span trace: API ${apiMs} ms; first rows after ${renderMs} ms (page load + API), scroll to the end ${scrollMs} ms\n`);
 });
 

@@ -238,8 +238,40 @@ function Waterfall({ model, selected, onSelect }) {
     focusRow(10);
   };
   const ticks = [0, 0.25, 0.5, 0.75, 1];
+  // Find: spans whose name, service or attribute values contain the text; Enter or the
+  // arrows jump from one to the next (scrolled into view and focused).
+  const [find, setFind] = useState('');
+  const [hit, setHit] = useState(0);
+  const matches = useMemo(() => {
+    const q = find.trim().toLowerCase();
+    if (!q) return [];
+    const out = [];
+    rows.forEach((s, i) => {
+      if (s.name.toLowerCase().includes(q) || s.service.toLowerCase().includes(q) ||
+          Object.values(s.attributes || {}).some((v) => String(v).toLowerCase().includes(q))) out.push(i);
+    });
+    return out;
+  }, [rows, find]);
+  const matchSet = useMemo(() => new Set(matches.map((i) => rows[i].spanId)), [matches, rows]);
+  const jump = (n) => {
+    if (!matches.length) return;
+    const k = ((n % matches.length) + matches.length) % matches.length;
+    setHit(k);
+    const to = matches[k], el = scroller.current;
+    el.scrollTop = Math.max(0, to * ROW_H - el.clientHeight / 2);
+    setTop(el.scrollTop);
+  };
   return (
     <div class="waterfall card">
+      <form class="wf-find" role="search" onSubmit={(e) => { e.preventDefault(); jump(hit + 1); }}>
+        <label class="inline small">Find span
+          <input type="search" value={find} placeholder="name, service, attribute"
+            onInput={(e) => { setFind(e.target.value); setHit(-1); }} />
+        </label>
+        {find.trim() && <span class="small muted" role="status">{matches.length ? `${hit >= 0 ? hit + 1 : 0} of ${matches.length}` : 'no match'}</span>}
+        <button type="button" class="btn small" disabled={!matches.length} onClick={() => jump(hit - 1)} aria-label="Previous match">↑</button>
+        <button type="submit" class="btn small" disabled={!matches.length} aria-label="Next match">↓</button>
+      </form>
       <div class="wf-head" aria-hidden="true">
         <div class="wf-left">span</div>
         <div class="wf-right">{ticks.map((t) => <span style={{ left: `${t * 100}%` }}>{fmtMs(t * model.total)}</span>)}</div>
@@ -254,7 +286,7 @@ function Waterfall({ model, selected, onSelect }) {
             const crit = model.crit.has(s.spanId);
             const left = (100 * s._start) / model.total, width = Math.max(0.15, (100 * s.durationMs) / model.total);
             return (
-              <div key={s.spanId} class={`wf-row${selected === s.spanId ? ' sel' : ''}${err ? ' err' : ''}`} data-idx={idx} data-span={s.spanId}
+              <div key={s.spanId} class={`wf-row${selected === s.spanId ? ' sel' : ''}${err ? ' err' : ''}${matchSet.has(s.spanId) ? ' match' : ''}${hit >= 0 && matches[hit] === idx ? ' hit' : ''}`} data-idx={idx} data-span={s.spanId}
                 style={{ top: `${idx * ROW_H}px` }} role="treeitem" aria-level={s.depth + 1} aria-selected={selected === s.spanId}
                 aria-expanded={hasKids.has(s.spanId) ? !collapsed.has(s.spanId) : undefined}>
                 <div class="wf-left" style={{ paddingLeft: `${4 + Math.min(s.depth, 40) * 12}px` }}>
