@@ -241,6 +241,14 @@ stackTest(stack, 'an issue from an exception span is resolved from its page', as
   await page.getByRole('heading', { name: 'Issues' }).waitFor();
   await page.waitForLoadState('networkidle');
   assert.equal(await page.locator('a.issue-link', { hasText: issue.shortId }).count(), 0);
+
+  // Bulk triage from the list: the SDK trace's CardDeclinedError, selected and ignored.
+  const card = (await stack.api(`projects/${stack.project}/errors`, { query: { q: 'CardDeclinedError' } })).json().issues[0];
+  assert.ok(card, 'the CardDeclinedError issue exists');
+  await page.getByLabel(`Select ${card.shortId}`).check();
+  await page.getByRole('button', { name: 'Ignore selected' }).click();
+  await page.locator('a.issue-link', { hasText: card.shortId }).waitFor({ state: 'detached' });
+  assert.equal((await stack.api(`projects/${stack.project}/errors/${card.shortId}`)).json().status, 'ignored');
 });
 
 stackTest(stack, 'the logs explorer tails a log sent after the page opened, without a reload', async (t) => {

@@ -1,6 +1,6 @@
 // issues.jsx: the issues list (filters in the URL, live on new/regressed issues) and the
 // issue detail: stack trace with in-app frames, tags, counts, events, triage actions.
-import { useState } from 'preact/hooks';
+import { useState, useEffect } from 'preact/hooks';
 import { call, pp } from '../api.js';
 import { useFetch, fmtNum, nsToMs, ago, fmtTime } from '../util.js';
 import { useQuery, timeWindow, keepRange } from '../router.js';
@@ -30,6 +30,23 @@ export function Issues({ project }) {
   const [fresh, setFresh] = useState(0);
   useLiveReload(project, { topics: 'issues' }, list.reload, { delayMs: 500, onEvent: () => setFresh((n) => n + 1) });
   const base = `/p/${encodeURIComponent(project)}`;
+  // Bulk triage: PATCH .../errors with the selected ids, all or nothing.
+  const { me } = useSession();
+  const canTriage = atLeast(roleOf(me, project), 'member');
+  const [picked, setPicked] = useState(() => new Set());
+  useEffect(() => setPicked(new Set()), [project, query.toString(), cursor.join()]); // only what is shown
+  const [bulkErr, setBulkErr] = useState(null);
+  const shown = list.data ? list.data.issues : [];
+  const pick = (id) => setPicked((p) => { const n = new Set(p); if (n.has(id)) n.delete(id); else n.add(id); return n; });
+  const allPicked = shown.length > 0 && shown.every((i) => picked.has(i.id));
+  const bulk = async (body) => {
+    setBulkErr(null);
+    try {
+      await call(pp(project, '/errors'), { method: 'PATCH', body: { ...body, ids: [...picked] } });
+      setPicked(new Set());
+      list.reload();
+    } catch (e) { setBulkErr(e); }
+  };
   return (
     <section>
       <div class="page-head">
@@ -53,12 +70,23 @@ export function Issues({ project }) {
       </form>
       <ErrorBox error={list.error} what="issues" />
       <Loading when={list.loading && !list.data} />
+      {canTriage && shown.length > 0 && (
+        <div class="actions" role="group" aria-label="Selected issues">
+          <span class="muted small">{picked.size} selected</span>
+          {ACTIONS.filter(([label]) => label !== 'Resolve in next release').map(([label, body]) => (
+            <button class="btn small" disabled={!picked.size} onClick={() => bulk(body)}>{`${label} selected`}</button>
+          ))}
+        </div>
+      )}
+      <ErrorBox error={bulkErr} what="the selected issues" doing="change" />
       {list.data && (list.data.issues.length === 0 ? <p class="muted">No issues match.</p> : (
         <table class="issues">
-          <thead><tr><th>issue</th><th>service</th><th class="num">events</th><th class="num">users</th><th>last seen</th><th>status</th></tr></thead>
+          <thead><tr>{canTriage && <th><input type="checkbox" aria-label="Select all issues on this page" checked={allPicked}
+            onChange={() => setPicked(allPicked ? new Set() : new Set(shown.map((i) => i.id)))} /></th>}<th>issue</th><th>service</th><th class="num">events</th><th class="num">users</th><th>last seen</th><th>status</th></tr></thead>
           <tbody>
             {list.data.issues.map((i) => (
               <tr>
+                {canTriage && <td><input type="checkbox" aria-label={`Select ${i.shortId}`} checked={picked.has(i.id)} onChange={() => pick(i.id)} /></td>}
                 <td>
                   <Link href={`${base}/issues/${i.shortId}${range}`} class="issue-link"><b>{i.shortId}</b> {i.title}</Link>
                   <div class="muted small">{i.culprit}</div>
