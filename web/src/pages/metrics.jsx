@@ -42,6 +42,13 @@ export function Metrics({ project }) {
   const meta = metrics.find((m) => m.name === name);
   const chart = data.data ? alignSeries(data.data, name) : null;
   const groupBy = f('groupBy') ? f('groupBy').split(',') : [];
+  // filter=k=v,k2=v2 in the URL as an object; a chip sets or clears one key.
+  const filters = Object.fromEntries(f('filter').split(',').map((kv) => kv.split('=')).filter((kv) => kv.length === 2));
+  const setFilter = (k, v) => {
+    const next = { ...filters };
+    if (v === null) delete next[k]; else next[k] = v;
+    setQuery({ filter: Object.entries(next).map(([a, b]) => `${a}=${b}`).join(',') });
+  };
   const toggleGroup = (k) => {
     const g = groupBy.includes(k) ? groupBy.filter((x) => x !== k) : [...groupBy, k];
     setQuery({ groupBy: g.join(',') });
@@ -74,6 +81,20 @@ export function Metrics({ project }) {
             <label class="inline small"><input type="checkbox" checked={groupBy.includes(l.key)} onChange={() => toggleGroup(l.key)} /> {l.key} <span class="muted">({l.valueCount})</span></label>
           ))}
         </fieldset>
+      )}
+      {labels.data && labels.data.labels.some((l) => l.valueCount > 1) && (
+        <details class="card">
+          <summary>Filter by a label value</summary>
+          {labels.data.labels.filter((l) => l.valueCount > 1).map((l) => (
+            <div class="chips" role="group" aria-label={`Values of ${l.key}`}>
+              <span class="muted small">{l.key}</span>
+              {l.values.slice(0, 30).map((v) => {
+                const on = filters[l.key] === v;
+                return <button class={`btn small${on ? ' primary' : ''}`} aria-pressed={on} onClick={() => setFilter(l.key, on ? null : v)}>{v}</button>;
+              })}
+            </div>
+          ))}
+        </details>
       )}
       {!name && <p class="muted">Choose a metric to chart it.</p>}
       <ErrorBox error={data.error} what="the series" />
