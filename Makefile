@@ -45,8 +45,17 @@ CTL_SRC := $(wildcard ctl/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all deps test unit-test e2e-test run up down bench fuzz install clean programs check-tools
-all: $(addprefix $(BIN)/,$(PROGRAMS))
+.PHONY: all deps test unit-test e2e-test run up down bench fuzz install clean programs check-tools web
+all: $(addprefix $(BIN)/,$(PROGRAMS)) web
+
+# --- the dashboard (web/): npm ci when the lockfile changed, then esbuild into web/dist ---
+WEB_SRC := $(shell find web/src -type f 2>/dev/null) web/build.mjs
+web: web/dist/index.html
+web/node_modules/.sextant-stamp: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	@touch $@
+web/dist/index.html: web/node_modules/.sextant-stamp $(WEB_SRC)
+	cd web && node build.mjs
 
 # --- generated protobuf code -------------------------------------------------
 $(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
@@ -136,9 +145,12 @@ install: all
 	install -m 0755 $(addprefix $(BIN)/,$(PROGRAMS)) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 sql/*.sql $(DESTDIR)$(PREFIX)/share/sextant/sql/
 	install -m 0644 nginx/* $(DESTDIR)$(PREFIX)/share/sextant/nginx/
+	install -d $(DESTDIR)$(PREFIX)/share/sextant/dashboard/assets
+	install -m 0644 web/dist/index.html $(DESTDIR)$(PREFIX)/share/sextant/dashboard/
+	install -m 0644 web/dist/assets/* $(DESTDIR)$(PREFIX)/share/sextant/dashboard/assets/
 	for f in systemd/*; do sed 's|@PREFIX@|$(PREFIX)|g' $$f > $(DESTDIR)$(PREFIX)/lib/systemd/system/$$(basename $$f); done
 
 clean:
-	rm -rf build build-san bin
+	rm -rf build build-san bin web/dist
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

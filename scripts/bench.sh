@@ -25,6 +25,10 @@
 #            delivery, and sextant-sse's RSS with the streams open. BENCH_SSE_ONLY=1 runs
 #            only this phase (a minute instead of seven)
 #   RSS      VmRSS / VmHWM of every program, sampled each second during the load phases
+#   page     (BENCH_QUERIES=1, after the queries) the dashboard's first page on that volume: headless Chromium
+#            (tests/e2e/pageload.mjs) logs in, then opens the project overview in a fresh
+#            context (empty cache) BENCH_PAGE_SAMPLES times; skipped without chromium,
+#            tests/e2e/node_modules or web/dist
 # Between load phases the stream is left to drain for BENCH_DRAIN_WAIT seconds; a backlog
 # still there then is discarded (persist stopped, stream deleted, persist started) so the
 # next phase starts clean; the table says when that happened.
@@ -50,6 +54,7 @@
 #   BENCH_QUERY_SAMPLES   sequential requests per query (200)
 #   BENCH_QUERY_MAX_S     at most this many seconds of requests per query (20)
 #   BENCH_FIXTURE         the OTLP request body (shared/otlp-fixtures/traces-proto.bin)
+#   BENCH_PAGE_SAMPLES    first-page loads timed in the page phase (10)
 # Figures never decide the exit status: it is nonzero only when the run itself failed.
 set -euo pipefail
 
@@ -564,6 +569,27 @@ if [[ $QUERIES == 1 ]]; then
     QTD_J=$(apiq traces-dur "$Q/traces-dur")
     QM_J=$(apiq metrics-100 "$Q/metrics-100")
     QMS_J=$(apiq metrics-sum "$Q/metrics-sum")
+
+    # The dashboard's first page (project overview after login) on this volume.
+    PAGE_J="" PAGE_WHY=""
+    if [[ ! -x ${SEXTANT_CHROMIUM:-/usr/bin/chromium} ]]; then
+        PAGE_WHY="no chromium (make deps)"
+    elif [[ ! -d $REPO/tests/e2e/node_modules/playwright-core ]]; then
+        PAGE_WHY="no tests/e2e/node_modules (cd tests/e2e && npm ci)"
+    elif [[ ! -f $REPO/web/dist/index.html ]]; then
+        PAGE_WHY="no web/dist (make web)"
+    else
+        phase page
+        PAGE_PW=bench-page-$RANDOM$RANDOM
+        printf '%s\n' "$PAGE_PW" | "$BIN/sextantctl" --config "$CONF" user create bench-page@example.com \
+            --password-stdin >/dev/null 2>>"$OUT/page.err" || true
+        "$BIN/sextantctl" --config "$CONF" member add --project "$(envval SEXTANT_PROJECT)" bench-page@example.com viewer \
+            >/dev/null 2>>"$OUT/page.err" || true
+        PAGE_J=$(node "$REPO/tests/e2e/pageload.mjs" "{\"url\":\"$(envval SEXTANT_URL)\",\"email\":\"bench-page@example.com\",\"password\":\"$PAGE_PW\",\"project\":\"$(envval SEXTANT_PROJECT)\",\"samples\":${BENCH_PAGE_SAMPLES:-10}}" \
+            2>>"$OUT/page.err") || { PAGE_J=""; PAGE_WHY="pageload.mjs failed: $(tail -n 1 "$OUT/page.err")"; }
+        phase idle
+        if [[ -n $PAGE_J ]]; then say "  first page: p50 $(jget "$PAGE_J" p50_ms) ms, max $(jget "$PAGE_J" max_ms) ms"; fi
+    fi
 fi
 fi # BENCH_SSE_ONLY
 sse_phase
@@ -696,6 +722,14 @@ fi
         qrow "API trace list, minDuration=400" "p99 < 100 ms" 100 "$QTD_J"
         qrow "API metric query, 24 h of 1-minute points, 100 series (groupBy=route)" "p99 < 50 ms" 50 "$QM_J"
         qrow "API metric query, 24 h of 1-minute points, sum over 100 series" "p99 < 50 ms" 50 "$QMS_J"
+        if [[ -n $PAGE_J ]]; then
+            printf '| dashboard first page: project overview after login, empty cache, headless Chromium (%s loads, %s bytes) | < 1 s | p50 %s ms, p90 %s ms, max %s ms (DOMContentLoaded p50 %s ms) | %s |\n' \
+                "$(jget "$PAGE_J" samples)" "$(fmt "$(jget "$PAGE_J" bytes)")" "$(jget "$PAGE_J" p50_ms)" \
+                "$(jget "$PAGE_J" p90_ms)" "$(jget "$PAGE_J" max_ms)" "$(jget "$PAGE_J" dcl_p50_ms)" \
+                "$(yes_no "$(jget "$PAGE_J" p50_ms) < 1000")"
+        else
+            printf '| dashboard first page: project overview after login | < 1 s | skipped: %s | - |\n' "$PAGE_WHY"
+        fi
     fi
     sse_rows
     printf '\nBacklog after sat65: %s; after sat520: %s.' "$SAT65_BACKLOG" "$SAT520_BACKLOG"

@@ -15,6 +15,7 @@ PACKAGES=(
     clang libclang-rt-14-dev
     nginx-light redis-server postgresql openssl curl
     nodejs npm ca-certificates procps
+    chromium
 )
 
 installed() {

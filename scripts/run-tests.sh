@@ -83,7 +83,9 @@ run_e2e() {
         echo "e2e: 0 passed, 0 failed"
         return
     fi
-    if [[ -f $dir/package.json && ! -d $dir/node_modules ]]; then
+    # Install when missing, and again when the lockfile changed since (a new dependency).
+    if [[ -f $dir/package.json && ( ! -d $dir/node_modules ||
+        $dir/package-lock.json -nt $dir/node_modules/.package-lock.json ) ]]; then
         echo "  npm ci in $dir"
         if [[ -f $dir/package-lock.json ]]; then
             (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) >"$LOGDIR/npm.log" 2>&1 || rc=$?

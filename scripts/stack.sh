@@ -12,7 +12,7 @@
 #   SEXTANT_HOME    stack directory (default: the repo's var/; relative paths are made absolute)
 #   SEXTANT_PORT    HTTPS port of nginx on 127.0.0.1 (default 8443)
 #   SEXTANT_BIN     where the programs are (default: the repo's bin/; tests use build-san/bin)
-#   SEXTANT_STATIC  dashboard files (default: the repo's dashboard/dist when built)
+#   SEXTANT_STATIC  dashboard files (default: the repo's web/dist when built)
 #   SEXTANT_EXTRA_CONF  extra "name value" lines appended to sextant.conf on `up`
 #                   ($SEXTANT_HOME/extra.conf is appended too, when present)
 #   SEXTANT_UP_TIMEOUT   seconds `up` waits for health (default 60)
@@ -359,8 +359,8 @@ make_cert() {
 static_root() {
     if [[ -n ${SEXTANT_STATIC:-} ]]; then
         realpath -m "$SEXTANT_STATIC"
-    elif [[ -f $REPO/dashboard/dist/index.html ]]; then
-        printf '%s' "$REPO/dashboard/dist"
+    elif [[ -f $REPO/web/dist/index.html ]]; then
+        printf '%s' "$REPO/web/dist"
     else
         mkdir -p "$H/www"
         [[ -f $H/www/index.html ]] || cat >"$H/www/index.html" <<'EOF'
