@@ -126,9 +126,9 @@ test: deps
 	@scripts/run-tests.sh
 
 run: deps all
-	@scripts/stack.sh run
+	@SEXTANT_DEMO_USER=$${SEXTANT_DEMO_USER-admin@sextant.local} scripts/stack.sh run
 up: deps all
-	@scripts/stack.sh up
+	@SEXTANT_DEMO_USER=$${SEXTANT_DEMO_USER-admin@sextant.local} scripts/stack.sh up
 down:
 	@scripts/stack.sh down
 

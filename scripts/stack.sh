@@ -13,6 +13,9 @@
 #   SEXTANT_PORT    HTTPS port of nginx on 127.0.0.1 (default 8443)
 #   SEXTANT_BIN     where the programs are (default: the repo's bin/; tests use build-san/bin)
 #   SEXTANT_STATIC  dashboard files (default: the repo's web/dist when built)
+#   SEXTANT_DEMO_USER   email of a dashboard login (instance admin) made on `up` with a
+#                   generated password, both kept in demo.env and printed (make run/up
+#                   set admin@sextant.local; unset: none, as in the tests)
 #   SEXTANT_EXTRA_CONF  extra "name value" lines appended to sextant.conf on `up`
 #                   ($SEXTANT_HOME/extra.conf is appended too, when present)
 #   SEXTANT_UP_TIMEOUT   seconds `up` waits for health (default 60)
@@ -529,8 +532,10 @@ maintain() {
 
 # The demo project: made on the first up; later ups reuse its key and token from demo.env.
 ensure_demo() {
-    local id out key="" token="" old_id="" old_key="" old_token=""
+    local id out key="" token="" old_id="" old_key="" old_token="" user=${SEXTANT_DEMO_USER:-} password=""
     if [[ -r $DEMO_ENV ]]; then
+        [[ -n $user && $(sed -n 's/^SEXTANT_USER=//p' "$DEMO_ENV") == "$user" ]] &&
+            password=$(sed -n 's/^SEXTANT_PASSWORD=//p' "$DEMO_ENV")
         old_id=$(sed -n 's/^SEXTANT_PROJECT_ID=//p' "$DEMO_ENV")
         old_key=$(sed -n 's/^SEXTANT_INGEST_KEY=//p' "$DEMO_ENV")
         old_token=$(sed -n 's/^SEXTANT_TOKEN=//p' "$DEMO_ENV")
@@ -556,6 +561,17 @@ ensure_demo() {
         token=$(json_field token <<<"$out")
         [[ -n $id && -n $key && -n $token ]] || die "could not read the demo project's id, key and token from sextantctl"
     fi
+    if [[ -n $user && -z $password ]]; then
+        # A dashboard login: made with a generated password, or given a new one when it
+        # exists but demo.env lost its password.
+        if out=$(ctl user create "$user" --admin 2>>"$LOG/sextantctl.log" </dev/null 9>&-); then :
+        else
+            out=$(ctl user passwd "$user" 2>>"$LOG/sextantctl.log" </dev/null 9>&-) ||
+                { show_logs "$LOG/sextantctl.log"; die "sextantctl user create/passwd $user failed"; }
+        fi
+        password=$(json_field password <<<"$out")
+        [[ -n $password ]] || die "could not read the password of $user from sextantctl"
+    fi
     (
         umask 077
         cat >"$DEMO_ENV.tmp" <<EOF
@@ -569,6 +585,7 @@ SEXTANT_CA=$CERT
 SEXTANT_CONFIG=$CONF
 SEXTANT_HOME=$H
 EOF
+        [[ -z $user ]] || printf 'SEXTANT_USER=%s\nSEXTANT_PASSWORD=%s\n' "$user" "$password" >>"$DEMO_ENV.tmp"
     )
     mv "$DEMO_ENV.tmp" "$DEMO_ENV"
 }
@@ -653,15 +670,20 @@ start_service() {
 # ---------------------------------------------------------------------------- commands
 
 print_summary() {
-    local key token
+    local key token user password
     key=$(sed -n 's/^SEXTANT_INGEST_KEY=//p' "$DEMO_ENV")
     token=$(sed -n 's/^SEXTANT_TOKEN=//p' "$DEMO_ENV")
+    user=$(sed -n 's/^SEXTANT_USER=//p' "$DEMO_ENV")
+    password=$(sed -n 's/^SEXTANT_PASSWORD=//p' "$DEMO_ENV")
     cat <<EOF
 Sextant is up in $H
   dashboard:   https://127.0.0.1:$PORT/   (self-signed: CA $CERT)
   OTLP:        https://127.0.0.1:$PORT    (POST /v1/traces, /v1/metrics, /v1/logs)
   ingest key:  $key
   API token:   $token
+EOF
+    [[ -z $user ]] || printf '  login:       %s / %s\n' "$user" "$password"
+    cat <<EOF
   settings:    $DEMO_ENV (source it), config $CONF, logs $LOG/
 EOF
 }
