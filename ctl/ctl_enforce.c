@@ -391,6 +391,7 @@ static const struct part_table plain_tables[] = {
     {"db_statements_1m", "bucket_start_ns", "retention_traces_days"},
     {"metric_points_1m", "bucket_start_ns", "retention_metrics_days"},
     {"metric_points_1h", "bucket_start_ns", "retention_metrics_days"},
+    {"metric_points_5m", "bucket_start_ns", "retention_metrics_days"},
     {"issue_counts_hourly", "hour_ns", "greatest(30, retention_traces_days, retention_logs_days)"},
 };
 
@@ -512,7 +513,7 @@ static int storage_estimate(struct sx_ctl *ctl)
         "  SELECT t, (SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
         "             WHERE c.oid = t::regclass OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = t::regclass)) AS bytes"
         "  FROM unnest(ARRAY['spans', 'logs', 'error_events', 'traces', 'metric_points_1m', 'metric_points_1h', "
-        "                    'metric_points_raw']) AS t), "
+        "                    'metric_points_5m', 'metric_points_raw']) AS t), "
         "counts AS ("
         "  SELECT 'spans' AS t, project_id, count(*) AS n FROM spans GROUP BY project_id UNION ALL "
         "  SELECT 'logs', project_id, count(*) FROM logs GROUP BY project_id UNION ALL "
@@ -520,6 +521,7 @@ static int storage_estimate(struct sx_ctl *ctl)
         "  SELECT 'traces', project_id, count(*) FROM traces GROUP BY project_id UNION ALL "
         "  SELECT 'metric_points_1m', project_id, count(*) FROM metric_points_1m GROUP BY project_id UNION ALL "
         "  SELECT 'metric_points_1h', project_id, count(*) FROM metric_points_1h GROUP BY project_id UNION ALL "
+        "  SELECT 'metric_points_5m', project_id, count(*) FROM metric_points_5m GROUP BY project_id UNION ALL "
         "  SELECT 'metric_points_raw', project_id, count(*) FROM metric_points_raw GROUP BY project_id), "
         "totals AS (SELECT t, sum(n) AS n FROM counts GROUP BY t) "
         "SELECT p.id, p.slug, coalesce(sum(c.n * s.bytes / greatest(tt.n, 1)), 0)::bigint "

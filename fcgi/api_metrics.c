@@ -1,7 +1,7 @@
 /* api_metrics.c: GET .../metrics and .../metrics/query: metric names and aggregated series from raw points and the 1-minute and 1-hour rollups.
  *
  * The query endpoint reads what sextant-rollup wrote (cumulative points are
- * deltas already) at one of three resolutions, chosen by step and range:
+ * deltas already) at one of four resolutions, chosen by step and range:
  *   raw  metric_points_raw, for steps under a minute (any whole number of
  *        seconds) over a window that starts inside metrics_raw_retention_s;
  *        an older window, or a percentile, is answered from 1m with a
@@ -9,6 +9,9 @@
  *   1h   metric_points_1h, for steps that are whole hours, and for windows
  *        over MAX_1M_RANGE_NS (2 days) whatever the step (then rounded up
  *        to whole hours)
+ *   5m   metric_points_5m (sql/021), for other steps of whole 5 minutes, when
+ *        the window starts at or after the table's start (metric_resolutions:
+ *        it holds every 5 minutes from its migration on)
  *   1m   metric_points_1m otherwise (steps are whole minutes)
  * The answer names the resolution and the step used ("resolution",
  * "stepMs"). Steps are aligned to the epoch; a step holds the whole
@@ -57,6 +60,7 @@
 #define SECOND_NS 1000000000LL
 #define MINUTE_NS 60000000000LL
 #define HOUR_NS (60 * MINUTE_NS)
+#define FIVE_MIN_NS (5 * MINUTE_NS)
 #define MAX_1M_RANGE_NS (2 * 24 * HOUR_NS) /* longer windows read the 1-hour table */
 
 int sx_api_metrics_list(struct sx_api_req *r)
@@ -148,8 +152,25 @@ int sx_api_metric_labels(struct sx_api_req *r, const char *name)
 }
 
 enum agg { AGG_SUM, AGG_AVG, AGG_MIN, AGG_MAX, AGG_COUNT, AGG_LAST, AGG_RATE, AGG_PCT };
-enum res { RES_RAW, RES_1M, RES_1H };
-static const char *const res_name[] = {"raw", "1m", "1h"};
+enum res { RES_RAW, RES_1M, RES_1H, RES_5M };
+static const char *const res_name[] = {"raw", "1m", "1h", "5m"};
+
+/* The start of metric_points_5m (sql/021): the table holds every 5 minutes
+ * from there on. Read once per process (it never changes); 0 until then.
+ * Returns INT64_MAX when it cannot be read (then 5m is never used). */
+static int64_t five_min_since(struct sx_api_req *r)
+{
+    static int64_t cached;
+    int64_t v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (v) return v;
+    PGresult *res = sx_api_exec(r, "SELECT since_ns FROM metric_resolutions WHERE resolution = '5m'", 0, NULL,
+                                "SELECT metric_resolutions");
+    if (!res) return INT64_MAX;
+    v = PQntuples(res) == 1 ? sx_api_col_i64(res, 0, 0) : INT64_MAX;
+    PQclear(res);
+    if (v != INT64_MAX) __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+    return v;
+}
 
 struct query {
     const char *name;
@@ -245,6 +266,9 @@ static int parse_query(struct sx_api_req *r, struct query *q)
         if (q->win.to_ns - q->win.from_ns > MAX_1M_RANGE_NS && q->step_ns % HOUR_NS != 0)
             q->step_ns = (q->step_ns / HOUR_NS + 1) * HOUR_NS;
         q->res = q->step_ns % HOUR_NS == 0 ? RES_1H : RES_1M;
+        /* Whole 5 minutes read the 5-minute table, when it holds the window. */
+        int64_t from5 = q->win.from_ns - (((q->win.from_ns % FIVE_MIN_NS) + FIVE_MIN_NS) % FIVE_MIN_NS);
+        if (q->res == RES_1M && q->step_ns % FIVE_MIN_NS == 0 && from5 >= five_min_since(r)) q->res = RES_5M;
     }
     if ((q->win.to_ns - q->win.from_ns) / q->step_ns > MAX_POINTS)
         return sx_api_fail(r, 400, "bad_request", "too many steps: use a larger step or a shorter window");
@@ -456,9 +480,10 @@ static double pct_value(const struct pct *p, double q)
 
 int sx_api_metrics_query(struct sx_api_req *r)
 {
-    static const char *const table[] = {"metric_points_raw", "metric_points_1m", "metric_points_1h"};
-    static const char *const tcol[] = {"time_ns", "bucket_start_ns", "bucket_start_ns"};
-    static const int64_t res_ns[] = {1, MINUTE_NS, HOUR_NS};
+    static const char *const table[] = {"metric_points_raw", "metric_points_1m", "metric_points_1h",
+                                        "metric_points_5m"};
+    static const char *const tcol[] = {"time_ns", "bucket_start_ns", "bucket_start_ns", "bucket_start_ns"};
+    static const int64_t res_ns[] = {1, MINUTE_NS, HOUR_NS, FIVE_MIN_NS};
     struct query q;
     struct sx_buf sql;
     struct sx_json w;

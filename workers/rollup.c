@@ -1,4 +1,4 @@
-/* rollup.c: sextant-rollup: reads the metrics stream (group "rollup") and rolls data points into 1-minute and 1-hour rows and raw points in PostgreSQL.
+/* rollup.c: sextant-rollup: reads the metrics stream (group "rollup") and rolls data points into 1-minute, 5-minute and 1-hour rows and raw points in PostgreSQL.
  *
  * Design: one thread; the entries of one XREADGROUP (up to READ_COUNT) are
  * one batch and one transaction, every step a set-based statement or one
@@ -35,12 +35,12 @@
  *      a late batch): it is skipped, because its counts are inside the newer
  *      cumulative value already and taking it for a reset would count them
  *      twice. Delta points and gauges are taken as they are. Points are
- *      merged into one row per (series, minute) and per (series, hour) for
+ *      merged into one row per (series, minute), (series, 5 minutes) and (series, hour) for
  *      the whole batch; exponential buckets of different scales are merged
  *      by downscaling to the smaller scale, and lower still to stay within
  *      SX_ROLLUP_EXP_MAX buckets per side, and the rows' stored buckets are
  *      read with one SELECT ... FOR UPDATE per table and merged in C (one
- *      implementation, unit-tested). The minute rows, the hour rows and the
+ *      implementation, unit-tested). The minute, 5-minute and hour rows and the
  *      raw points (unless already older than metrics_raw_retention_s) are
  *      each written with COPY (into temp stage tables for the rows) and one
  *      INSERT ... SELECT ... ON CONFLICT DO UPDATE in key order that adds to
@@ -430,8 +430,9 @@ static int process_batch(struct rollup *R, const redisReply *arr)
     if (dup < 0) goto rollback;
     keep_fresh_obs(R);
     long long points = (long long)R->obs_n;
-    if (build_rows(R) != SX_OK || write_rows(R, 0, R->rows, R->rows_n) != SX_OK ||
-        write_rows(R, 1, R->hrows, R->hrows_n) != SX_OK || write_raw(R) != SX_OK)
+    if (build_rows(R) != SX_OK || write_rows(R, ROLLUP_1M, R->rows, R->rows_n) != SX_OK ||
+        write_rows(R, ROLLUP_5M, R->frows, R->frows_n) != SX_OK || write_rows(R, ROLLUP_1H, R->hrows, R->hrows_n) != SX_OK ||
+        write_raw(R) != SX_OK)
         goto rollback;
     if (R->cum_n && cum_store(R, 1) != SX_OK) goto rollback;
     if (sx_pg_exec(R->pg, "COMMIT", "COMMIT") != SX_OK) return SX_ERR;
@@ -652,6 +653,7 @@ int main(int argc, char **argv)
     free(R.obs);
     free(R.rows);
     free(R.hrows);
+    free(R.frows);
     free(R.raw);
     free(R.cum);
     sx_info("stopped");

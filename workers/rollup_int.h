@@ -43,6 +43,7 @@
 #define STATS_EVERY_NS (10LL * 1000000000LL)
 #define MINUTE_NS 60000000000LL
 #define HOUR_NS (60LL * MINUTE_NS)
+#define FIVE_MIN_NS (5LL * MINUTE_NS)
 #define RAW_EXPIRE_EVERY_NS (5LL * 1000000000LL)
 #define RAW_EXPIRE_BATCH 5000  /* rows per DELETE (in its SQL too): short transactions, short locks */
 #define RAW_EXPIRE_ROUNDS 20   /* DELETEs per round at most; the rest waits for the next round */
@@ -174,6 +175,8 @@ struct rollup {
     size_t rows_n, rows_cap;
     struct row *hrows;       /* hour rows of the batch (merged minute rows) */
     size_t hrows_n, hrows_cap;
+    struct row *frows;       /* 5-minute rows of the batch (merged minute rows, sql/021) */
+    size_t frows_n, frows_cap;
     struct row *mrows;       /* scratch: minute rows merged when out of order */
     size_t mrows_cap;
     size_t *idx;             /* scratch: row order */
@@ -231,7 +234,9 @@ int cum_store(struct rollup *R, int tagged);
 
 /* rollup_write.c */
 int build_rows(struct rollup *R);
-int write_rows(struct rollup *R, int hour, struct row *rows, size_t nrows);
+/* The tables rows are written to (write_rows). */
+enum rollup_res { ROLLUP_1M, ROLLUP_1H, ROLLUP_5M };
+int write_rows(struct rollup *R, enum rollup_res res, struct row *rows, size_t nrows);
 int write_raw(struct rollup *R);
 void raw_expire(struct rollup *R);
 

@@ -149,7 +149,8 @@ static int attrs_json(struct rollup *R, kv_t **res, size_t nres, kv_t **pt, size
 static const char SESSION_SQL[] =
     "SET jit = off; "
     "CREATE TEMP TABLE IF NOT EXISTS m1_stage (LIKE metric_points_1m) ON COMMIT DELETE ROWS; "
-    "CREATE TEMP TABLE IF NOT EXISTS h1_stage (LIKE metric_points_1h) ON COMMIT DELETE ROWS";
+    "CREATE TEMP TABLE IF NOT EXISTS h1_stage (LIKE metric_points_1h) ON COMMIT DELETE ROWS; "
+    "CREATE TEMP TABLE IF NOT EXISTS m5_stage (LIKE metric_points_5m) ON COMMIT DELETE ROWS";
 
 int pg_ready(struct rollup *R)
 {

@@ -195,7 +195,7 @@ static void merge_minutes(struct rollup *R)
 int build_rows(struct rollup *R)
 {
     struct sx_rollup_exp ex, dex;
-    R->rows_n = R->hrows_n = R->raw_n = R->cum_n = 0;
+    R->rows_n = R->hrows_n = R->frows_n = R->raw_n = R->cum_n = 0;
     qsort(R->obs, R->obs_n, sizeof(*R->obs), obs_cmp);
     if (lock_series(R) != SX_OK || cum_prepare(R) != SX_OK) return SX_ERR;
     struct cumchange *cc = NULL;
@@ -290,10 +290,14 @@ int build_rows(struct rollup *R)
         if (rw) rw->count = dcount, rw->sum = dsum;
     }
     merge_minutes(R);
-    /* Hour rows: the minute rows merged (they are sorted by series, then time). */
+    /* Hour and 5-minute rows: the minute rows merged (they are sorted by
+     * series, then time). */
     for (size_t i = 0; i < R->rows_n; i++) {
         const struct row *m = &R->rows[i];
         merge_row(row_in(&R->hrows, &R->hrows_n, &R->hrows_cap, m->series, m->project, m->bucket / HOUR_NS * HOUR_NS),
+                  m);
+        merge_row(row_in(&R->frows, &R->frows_n, &R->frows_cap, m->series, m->project,
+                         m->bucket / FIVE_MIN_NS * FIVE_MIN_NS),
                   m);
     }
     return SX_OK;
@@ -503,12 +507,22 @@ static int copy_in(struct rollup *R, const char *sql, const char *what)
     "exp_pos = COALESCE(EXCLUDED.exp_pos, t.exp_pos), exp_neg_offset = COALESCE(EXCLUDED.exp_neg_offset, "            \
     "t.exp_neg_offset), exp_neg = COALESCE(EXCLUDED.exp_neg, t.exp_neg)"
 
-/* Upserts rows (sorted, one per key) into metric_points_1m (hour = 0) or
- * metric_points_1h: stored exponential buckets merged in, COPY into the
- * stage table, one INSERT ... ON CONFLICT. SX_ERR on a database error. */
-int write_rows(struct rollup *R, int hour, struct row *rows, size_t nrows)
+/* Upserts rows (sorted, one per key) into metric_points_1m, _1h or _5m:
+ * stored exponential buckets merged in, COPY into the stage table, one
+ * INSERT ... ON CONFLICT. SX_ERR on a database error. */
+int write_rows(struct rollup *R, enum rollup_res res, struct row *rows, size_t nrows)
 {
-    const char *table = hour ? "metric_points_1h" : "metric_points_1m";
+    static const char *const tables[] = {"metric_points_1m", "metric_points_1h", "metric_points_5m"};
+    static const char *const stages[] = {"m1_stage", "h1_stage", "m5_stage"};
+    static const char *const copies[] = {"COPY m1_stage (" ROW_COLUMNS ") FROM STDIN",
+                                         "COPY h1_stage (" ROW_COLUMNS ") FROM STDIN",
+                                         "COPY m5_stage (" ROW_COLUMNS ") FROM STDIN"};
+    static const char *const upserts[] = {UPSERT_SQL("metric_points_1m", "m1_stage"),
+                                          UPSERT_SQL("metric_points_1h", "h1_stage"),
+                                          UPSERT_SQL("metric_points_5m", "m5_stage")};
+    static const char *const whats[] = {"metric_points_1m upsert", "metric_points_1h upsert",
+                                        "metric_points_5m upsert"};
+    const char *table = tables[res];
     if (!nrows) return SX_OK;
     if (exp_merge_stored(R, table, rows, nrows) != SX_OK) return SX_ERR;
     sx_buf_reset(&R->copy);
@@ -517,11 +531,8 @@ int write_rows(struct rollup *R, int hour, struct row *rows, size_t nrows)
             sx_warn("%s rows of one batch over %zu bytes", table, (size_t)COPY_MAX);
             return SX_ERR;
         }
-    if (copy_in(R, hour ? "COPY h1_stage (" ROW_COLUMNS ") FROM STDIN" : "COPY m1_stage (" ROW_COLUMNS ") FROM STDIN",
-                hour ? "h1_stage" : "m1_stage") != SX_OK)
-        return SX_ERR;
-    PGresult *r = sx_pg_query(R->pg, hour ? UPSERT_SQL("metric_points_1h", "h1_stage") : UPSERT_SQL("metric_points_1m", "m1_stage"),
-                              0, NULL, hour ? "metric_points_1h upsert" : "metric_points_1m upsert");
+    if (copy_in(R, copies[res], stages[res]) != SX_OK) return SX_ERR;
+    PGresult *r = sx_pg_query(R->pg, upserts[res], 0, NULL, whats[res]);
     if (!r) return SX_ERR;
     PQclear(r);
     return SX_OK;
