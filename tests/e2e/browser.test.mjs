@@ -284,6 +284,38 @@ stackTest(stack, 'the logs explorer tails a log sent after the page opened, with
   assert.equal(await page.evaluate(() => window.sxNoReload), true, 'the page was not reloaded');
 });
 
+stackTest(stack, 'the logs explorer shows the volume of matching lines by severity; dragging across narrows the window', async () => {
+  const word = `volume${Date.now()}`;
+  await sendLogs('volume-svc', [
+    { body: `${word} one`, severityNumber: 17, severityText: 'ERROR' },
+    { body: `${word} two`, severityNumber: 13, severityText: 'WARN' },
+    { body: `${word} three` },
+  ]);
+  await eventually(async () => {
+    const r = await stack.api(`projects/${stack.project}/logs`, { query: { q: word, timeRange: '1h' } });
+    assert.equal(r.json().logs.length, 3);
+  }, { what: 'the three volume logs' });
+  await page.goto(url(`${projectPath('/logs')}?range=1h&q=${word}`));
+  const vol = page.getByLabel('Log volume');
+  await vol.locator('.chart').waitFor();
+  // The count is the server's histogram of the same filters: exactly the three lines.
+  await vol.getByText(/^3 lines in this window/).waitFor();
+  for (const k of ['error', 'warn', 'info']) await vol.locator('.u-legend').getByText(k, { exact: true }).waitFor();
+  await page.locator('table.logs').getByText(`${word} two`).waitFor();
+  await shot('05c-logs-volume');
+  // Dragging across the chart sets a custom window in the URL (and keeps the search).
+  const box = await vol.locator('.u-over').boundingBox();
+  await page.mouse.move(box.x + box.width * 0.5, box.y + box.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width * 0.99, box.y + box.height / 2, { steps: 5 });
+  await page.mouse.up();
+  await page.waitForURL((u) => u.searchParams.get('from') && u.searchParams.get('to'));
+  const u = new URL(page.url());
+  assert.equal(u.searchParams.get('q'), word);
+  assert.ok(Number(u.searchParams.get('to')) - Number(u.searchParams.get('from')) < 3600000, 'a narrower window');
+  await vol.locator('.chart').waitFor();
+});
+
 stackTest(stack, 'a 10,000-span trace renders, keeps only visible rows in the page, and scrolls to its end', async () => {
   const traceId = randomTraceId();
   const N = 10_000;
@@ -369,6 +401,54 @@ stackTest(stack, 'settings: the sampling rate and a retention changed on the for
   await sampling.fill('1');
   await page.getByRole('button', { name: 'Save settings' }).click();
   await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
+});
+
+stackTest(stack, 'settings: attribute rules are added, edited, removed and saved; a refused rule shows the server\'s reason', async () => {
+  await page.goto(url(projectPath('/settings')));
+  const form = page.getByRole('form', { name: 'Attribute rules' });
+  await form.getByRole('heading', { name: 'Attribute rules' }).waitFor();
+  const add = () => form.getByRole('button', { name: 'Add rule' }).click();
+  await add();
+  await form.getByLabel('Rule 1 key').fill('http.request.header.cookie');
+  await add();
+  await form.getByLabel('Rule 2 action').selectOption('truncate');
+  await form.getByLabel('Rule 2 key').fill('db.statement');
+  await form.getByLabel('Rule 2 max length').fill('100');
+  await add();
+  await form.getByLabel('Rule 3 action').selectOption('redact');
+  await form.getByLabel('Rule 3 pattern').fill('ssn=[0-9]+');
+  await form.getByLabel('Rule 3 ignore case').check();
+  await form.getByRole('button', { name: 'Save attribute rules' }).click();
+  await form.getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
+  const rules = async () => (await stack.api(`projects/${stack.project}`)).json().attributeRules;
+  assert.deepEqual(await rules(), [
+    { action: 'drop', key: 'http.request.header.cookie' },
+    { action: 'truncate', key: 'db.statement', maxLength: 100 },
+    { action: 'redact', pattern: 'ssn=[0-9]+', ignoreCase: true },
+  ]);
+  // Removed and reordered, then saved.
+  await form.getByRole('button', { name: 'Remove rule 1' }).click();
+  await form.getByRole('button', { name: 'Move rule 2 up' }).click();
+  await form.getByRole('button', { name: 'Save attribute rules' }).click();
+  await form.getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
+  assert.deepEqual(await rules(), [
+    { action: 'redact', pattern: 'ssn=[0-9]+', ignoreCase: true },
+    { action: 'truncate', key: 'db.statement', maxLength: 100 },
+  ]);
+  // A rule the server refuses (truncate without a length): its reason next to the form, nothing stored.
+  await add();
+  await form.getByLabel('Rule 3 action').selectOption('truncate');
+  await form.getByLabel('Rule 3 key').fill('x');
+  await form.getByRole('button', { name: 'Save attribute rules' }).click();
+  await form.getByRole('alert').filter({ hasText: /Could not save the attribute rules: .*\S/ }).waitFor();
+  assert.equal((await rules()).length, 2);
+  await shot('07b-attribute-rules');
+  // After a reload the editor lists what is stored.
+  await page.reload();
+  await form.getByLabel('Rule 2 key').waitFor();
+  assert.equal(await form.getByLabel('Rule 2 key').inputValue(), 'db.statement');
+  assert.equal(await form.getByLabel('Rule 1 pattern').inputValue(), 'ssn=[0-9]+');
+  assert.equal(await form.getByLabel('Rule 3 key').count(), 0);
 });
 
 stackTest(stack, 'custom dashboard: created, a panel added on the grid, saved, shown after a reload', async (t) => {

@@ -76,9 +76,11 @@ const PALETTE = ['--c1', '--c2', '--c3', '--c4', '--c5', '--c6'];
 
 /**
  * A uPlot time series chart. x: seconds (uPlot's time unit); series: [{label, values}].
- * Bars when bars is set, points only when scatter is. Re-created when the data changes, resized with its box.
+ * Bars when bars is set, points only when scatter is; stacked adds the series up (the first on top; the
+ * legend shows each one's own value). A series may name its colour (a CSS variable, `color`).
+ * Re-created when the data changes, resized with its box.
  */
-export function Chart({ x, series, height = 200, bars = false, scatter = false, fmt, title, xRange }) {
+export function Chart({ x, series, height = 200, bars = false, scatter = false, stacked = false, fmt, title, xRange }) {
   const box = useRef(null);
   useEffect(() => {
     if (!box.current || !x || !x.length) return undefined;
@@ -101,22 +103,29 @@ export function Chart({ x, series, height = 200, bars = false, scatter = false, 
       scales: { x: { time: true, range: xRange ? () => xRange : x.length === 1 ? (u, lo, hi) => [lo - 1800, hi + 1800] : undefined } },
       legend: { show: series.length > 1 || !!title },
       axes: [axis, { ...axis, size: 60, values: fmt ? (u, v) => v.map(fmt) : undefined }],
-      series: [{}].concat(series.map((s, i) => ({
-        label: s.label,
-        stroke: cssVar(PALETTE[i % PALETTE.length]),
-        fill: bars ? cssVar(PALETTE[i % PALETTE.length]) + '99' : undefined,
-        width: 1.5,
-        paths: scatter ? () => null : bars ? uPlot.paths.bars({ size: [0.8, 40] }) : undefined,
-        points: scatter ? { show: true, size: 7, fill: cssVar(PALETTE[i % PALETTE.length]) } : undefined,
-        value: fmt ? (u, v) => (v == null ? '–' : fmt(v)) : undefined,
-        spanGaps: false,
-      }))),
+      series: [{}].concat(series.map((s, i) => {
+        const color = cssVar(s.color || PALETTE[i % PALETTE.length]);
+        const own = (v, idx) => (stacked && idx != null ? s.values[idx] : v);
+        return {
+          label: s.label,
+          stroke: color,
+          fill: stacked ? color : bars ? color + '99' : undefined,
+          width: 1.5,
+          paths: scatter ? () => null : bars ? uPlot.paths.bars({ size: [0.8, 40] }) : undefined,
+          points: scatter ? { show: true, size: 7, fill: color } : stacked ? { show: false } : undefined,
+          value: (u, v, si, idx) => { const o = own(v, idx); return o == null ? '–' : fmt ? fmt(o) : String(o); },
+          spanGaps: false,
+        };
+      })),
     };
-    const plot = new uPlot(opts, [x, ...series.map((s) => s.values)], box.current);
+    // Stacked: series i is drawn as the sum of series i.. n-1, the first (tallest) under the rest.
+    const data = stacked ? series.map((s, i) => s.values.map((v, k) => (v == null ? null
+      : series.slice(i).reduce((a, t) => a + (t.values[k] || 0), 0)))) : series.map((s) => s.values);
+    const plot = new uPlot(opts, [x, ...data], box.current);
     const ro = new ResizeObserver(() => plot.setSize({ width: box.current.clientWidth, height }));
     ro.observe(box.current);
     return () => { ro.disconnect(); plot.destroy(); };
-  }, [x, series, height, bars, scatter, xRange && xRange.join()]);
+  }, [x, series, height, bars, scatter, stacked, xRange && xRange.join()]);
   if (!x || !x.length) return <p class="muted chart-empty">No data in this range.</p>;
   return <div class="chart" ref={box} role="img" aria-label={title || (series.map((s) => s.label).join(', ') + ' chart')} />;
 }
