@@ -372,8 +372,9 @@ out:
  *
  * The count runs inside a savepoint under statement_timeout =
  * api_log_hist_ms. When it is cancelled (a huge window of a busy project),
- * the histogram counts the newest api_log_hist_rows rows that pass the
- * filters instead (a walk of the time index, q tested on each row): the
+ * the histogram counts the newest api_log_hist_rows rows of the window
+ * instead (a walk of the time index; the filters and q tested on each
+ * row, so the rows read are bounded however few match): the
  * steps entirely newer than the oldest row read are exact, the older ones
  * come back with "count": null, and the answer says "partial": true and
  * "countedFromMs". If that walk read fewer rows than api_log_hist_rows it
@@ -429,9 +430,13 @@ static int hist_step(struct sx_api_req *r, const struct sx_api_window *win, int6
     return SX_OK;
 }
 
-/* Builds the count: exact (one GROUP BY over every matching row) or, for
- * the fallback, over the newest api_log_hist_rows rows, with two more columns:
- * the oldest time read and the rows read. SX_ERR when out of room. */
+/* Builds the count: exact (one GROUP BY over every matching row), or for
+ * the fallback over the newest api_log_hist_rows rows of the window, read
+ * through the time index whatever the filters (so the rows read are
+ * bounded even when few match), the filters then applied to them; a last
+ * row with a NULL step carries the oldest time read and the rows read (its
+ * second and third columns).
+ * SX_ERR when out of room. */
 static int hist_sql(struct sx_api_req *r, const struct log_filters *f, int64_t step_ns, int walk, struct sx_api_qb *b)
 {
     static const struct log_bound none;
@@ -442,21 +447,23 @@ static int hist_sql(struct sx_api_req *r, const struct log_filters *f, int64_t s
     if (!walk) {
         ok &= sx_buf_printf(s, "SELECT l.time_ns / $%d::bigint, " HIST_AGGS("true") " FROM logs_visible l", ps) == SX_OK;
     } else {
-        ok &= sx_buf_printf(s, "SELECT l.time_ns / $%d::bigint, " HIST_AGGS("l.hit") ", min(l.time_ns), count(*) "
-                            "FROM (SELECT l.time_ns, l.severity_number, ", ps) == SX_OK;
+        int pp = sx_api_qb_num(b, r->project_id), pf = sx_api_qb_num(b, f->win.from_ns);
+        int pt = sx_api_qb_num(b, f->win.to_ns), pn = sx_api_qb_num(b, r->cfg->api_log_hist_rows);
+        if (!pp || !pf || !pt || !pn) return SX_ERR;
+        ok &= sx_buf_puts(s, "WITH w AS (SELECT l.project_id, l.time_ns, l.severity_number, l.service, l.trace_id, "
+                             "l.span_id, l.attributes, ") == SX_OK;
         if (pq) ok &= sx_buf_printf(s, "l.search @@ websearch_to_tsquery('simple', $%d) AS hit", pq) == SX_OK;
         else ok &= sx_buf_puts(s, "true AS hit") == SX_OK;
-        ok &= sx_buf_puts(s, " FROM logs_visible l") == SX_OK;
+        ok &= sx_buf_printf(s,
+                            " FROM logs_visible l WHERE l.project_id = $%d AND l.time_ns >= $%d AND l.time_ns <= $%d "
+                            "ORDER BY l.time_ns DESC LIMIT $%d) "
+                            "SELECT l.time_ns / $%d::bigint, " HIST_AGGS("l.hit") " FROM w l",
+                            pp, pf, pt, pn, ps) == SX_OK;
     }
     if (!ok || log_where(r, f, &none, b) != SX_OK) return SX_ERR;
-    if (!walk) {
-        if (pq) ok &= sx_buf_printf(s, " AND l.search @@ websearch_to_tsquery('simple', $%d)", pq) == SX_OK;
-    } else {
-        int pn = sx_api_qb_num(b, r->cfg->api_log_hist_rows);
-        if (!pn) return SX_ERR;
-        ok &= sx_buf_printf(s, " ORDER BY l.time_ns DESC LIMIT $%d) l", pn) == SX_OK;
-    }
+    if (!walk && pq) ok &= sx_buf_printf(s, " AND l.search @@ websearch_to_tsquery('simple', $%d)", pq) == SX_OK;
     ok &= sx_buf_puts(s, " GROUP BY 1") == SX_OK;
+    if (walk) ok &= sx_buf_puts(s, " UNION ALL SELECT NULL, min(time_ns), count(*), 0, 0, 0 FROM w") == SX_OK;
     return ok ? SX_OK : SX_ERR;
 }
 
@@ -523,12 +530,12 @@ int sx_api_logs_histogram(struct sx_api_req *r)
     int64_t oldest = INT64_MAX;
     long long read = 0;
     for (int i = 0; i < PQntuples(res); i++) {
-        int64_t k = sx_api_col_i64(res, i, 0) - first;
-        if (walk) {
-            int64_t t = sx_api_col_i64(res, i, 6);
-            if (t < oldest) oldest = t;
-            read += sx_api_col_i64(res, i, 7);
+        if (walk && PQgetisnull(res, i, 0)) { /* the walk's summary row */
+            oldest = sx_api_col_i64(res, i, 1);
+            read = sx_api_col_i64(res, i, 2);
+            continue;
         }
+        int64_t k = sx_api_col_i64(res, i, 0) - first;
         if (k < 0 || (size_t)k >= nsteps) continue;
         for (int c = 0; c <= HS_N; c++) cnt[(size_t)k * (HS_N + 1) + c] = sx_api_col_i64(res, i, 1 + c);
     }

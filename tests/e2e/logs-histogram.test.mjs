@@ -189,25 +189,31 @@ stackTest(stack, 'isolation: another project\'s logs are never counted, nor read
   assert.equal(r.status, 404);
 });
 
-stackTest(walkStack, 'fallback: the newest api_log_hist_rows rows only, exact steps newer than them, null before', async () => {
+stackTest(walkStack, 'fallback: the newest api_log_hist_rows rows of the window only, exact steps newer than them, null before', async () => {
   await ingestLogs(walkStack, walkStack.ingestKey);
-  // The two minute-2 logs plus the three newest of minute 0 are the newest 5.
-  const body = await eventually(async () => {
-    const b = await hist({ ...WINDOW, service: 'hist-b' }, { s: walkStack });
-    assert.equal(b.buckets.reduce((a, x) => a + x.count, 0), 2);
+  await eventually(async () => {
     const all = await walkStack.api(`projects/${walkStack.project}/logs`, { query: { ...WINDOW, limit: 100 } });
     assert.equal(all.json().logs.length, 11);
-    return b;
   }, { what: 'the logs persisted' });
-  assertBuckets(body, empty(bucket(2, ALL_B2)), 'fewer rows than the cap: exact');
+  // A window holding fewer rows than the cap (minutes 2-4: two logs) is counted exactly.
+  const late = await hist({ from: String(T0 + 2 * MIN), to: WINDOW.to, step: '1m' }, { s: walkStack });
+  assert.equal(late.partial, false);
+  assert.deepEqual(late.buckets, empty(bucket(2, ALL_B2)).slice(2));
+  // The newest 5 rows of WINDOW are the two of minute 2 and the three newest of minute 0.
   const p = await hist(WINDOW, { s: walkStack });
   assert.equal(p.partial, true);
   assert.equal(p.countedFromMs, T0 + 7000, 'the oldest row read');
   assert.equal(p.buckets[0].count, null);
   assert.equal(p.buckets[0].bySeverity, null);
   assert.deepEqual(p.buckets.slice(1), empty(bucket(2, ALL_B2)).slice(1));
+  // Filters and q are tested on those same rows: the rows read stay 5 however few match.
   const q = await hist({ ...WINDOW, q: WORD }, { s: walkStack });
   assert.equal(q.partial, true);
+  assert.equal(q.countedFromMs, T0 + 7000);
   assert.equal(q.buckets[0].count, null);
   assert.deepEqual(q.buckets.slice(1), empty(bucket(2, { info: 1 })).slice(1));
+  const svc = await hist({ ...WINDOW, service: 'hist-a' }, { s: walkStack });
+  assert.equal(svc.partial, true);
+  assert.equal(svc.countedFromMs, T0 + 7000);
+  assert.deepEqual(svc.buckets.slice(1), empty().slice(1), 'minute 2 holds no hist-a log');
 });
