@@ -284,7 +284,7 @@ stackTest(stack, 'the logs explorer tails a log sent after the page opened, with
   assert.equal(await page.evaluate(() => window.sxNoReload), true, 'the page was not reloaded');
 });
 
-stackTest(stack, 'the logs explorer shows the volume of matching lines by severity; dragging across narrows the window', async () => {
+stackTest(stack, 'the logs explorer shows the volume of matching lines by severity; dragging across or clicking a bar narrows the window', async () => {
   const word = `volume${Date.now()}`;
   await sendLogs('volume-svc', [
     { body: `${word} one`, severityNumber: 17, severityText: 'ERROR' },
@@ -314,6 +314,16 @@ stackTest(stack, 'the logs explorer shows the volume of matching lines by severi
   assert.equal(u.searchParams.get('q'), word);
   assert.ok(Number(u.searchParams.get('to')) - Number(u.searchParams.get('from')) < 3600000, 'a narrower window');
   await vol.locator('.chart').waitFor();
+  // Clicking a bar narrows the window to its step (1 min over the last hour).
+  await page.goto(url(`${projectPath('/logs')}?range=1h&q=${word}`));
+  await vol.getByText(/^3 lines in this window, per 1 min/).waitFor();
+  const over = await vol.locator('.u-over').boundingBox();
+  await page.mouse.click(over.x + over.width * 0.6, over.y + over.height / 2);
+  await page.waitForURL((v) => v.searchParams.get('from') && v.searchParams.get('to'));
+  const c = new URL(page.url());
+  assert.equal(Number(c.searchParams.get('to')) - Number(c.searchParams.get('from')), 59999);
+  assert.equal(Number(c.searchParams.get('from')) % 60000, 0, 'the step of the bar clicked');
+  assert.equal(c.searchParams.get('q'), word);
 });
 
 stackTest(stack, 'a 10,000-span trace renders, keeps only visible rows in the page, and scrolls to its end', async () => {

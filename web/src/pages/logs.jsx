@@ -6,7 +6,7 @@ import { useState, useRef } from 'preact/hooks';
 import { call, pp } from '../api.js';
 import { useFetch, SEVERITIES } from '../util.js';
 import { useQuery, timeWindow, keepRange, chartRange } from '../router.js';
-import { ErrorBox, Loading, RangePicker, Chart } from '../components.jsx';
+import { ErrorBox, Loading, RangePicker, Chart, zoomTo } from '../components.jsx';
 import { useLive, useLiveStatus } from '../live.js';
 import { Pager } from './issues.jsx';
 import { LogTable, ServiceFilter } from './traces.jsx';
@@ -21,7 +21,7 @@ export function logVolume(project, filters, w, signal) {
   return call(pp(project, '/logs/histogram'), { signal, query: { ...filters, from: w.from, to: w.to } });
 }
 
-/** The volume chart: stacked bars by severity; dragging across narrows the window. */
+/** The volume chart: stacked bars by severity; dragging across, or clicking a bar, narrows the window. */
 function VolumeChart({ h, w }) {
   const x = h.buckets.map((b) => b.t / 1000);
   const series = SEV_CLASSES.map(([k, color]) => ({ label: k, color, values: h.buckets.map((b) => (b.bySeverity ? b.bySeverity[k] : null)) }));
@@ -30,9 +30,10 @@ function VolumeChart({ h, w }) {
     <div class="log-volume" role="region" aria-label="Log volume">
       <p class="muted small">
         {h.partial ? `At least ${fmtCount(total)} lines: counted the newest only, from ${new Date(h.countedFromMs).toLocaleString()}; older steps are blank.`
-          : `${fmtCount(total)} line${total === 1 ? '' : 's'} in this window, per ${fmtStep(h.stepMs)}. Drag across the chart to narrow the window.`}
+          : `${fmtCount(total)} line${total === 1 ? '' : 's'} in this window, per ${fmtStep(h.stepMs)}. Click a bar or drag across the chart to narrow the window.`}
       </p>
-      <Chart x={x} xRange={chartRange(w)} series={series} bars stacked height={110} title="Log volume by severity" />
+      <Chart x={x} xRange={chartRange(w)} series={series} bars stacked height={110} title="Log volume by severity"
+        onPick={(t) => zoomTo(t * 1000, t * 1000 + h.stepMs - 1)} />
     </div>
   );
 }
