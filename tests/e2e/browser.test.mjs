@@ -463,6 +463,17 @@ stackTest(stack, 'settings: attribute rules are added, edited, removed and saved
   assert.equal(await form.getByLabel('Rule 3 key').count(), 0);
 });
 
+/** Creates a dashboard on the page and opens the editor of a new panel with this title; returns the dialog. */
+async function newDashboardPanel(name, title) {
+  await page.goto(url(projectPath('/dashboards')));
+  await page.getByLabel('Name').fill(name);
+  await page.getByRole('button', { name: 'Create' }).click();
+  await page.getByRole('button', { name: 'Add panel' }).click();
+  const dlg = page.getByRole('dialog', { name: 'Edit panel' });
+  await dlg.getByLabel('Title').fill(title);
+  return dlg;
+}
+
 stackTest(stack, 'custom dashboard: created, a panel added on the grid, saved, shown after a reload', async (t) => {
   const probe = await stack.api(`projects/${stack.project}/dashboards`);
   if (probe.status === 404) {
@@ -472,12 +483,7 @@ stackTest(stack, 'custom dashboard: created, a panel added on the grid, saved, s
     return;
   }
   assert.equal(probe.status, 200, probe.text);
-  await page.goto(url(projectPath('/dashboards')));
-  await page.getByLabel('Name').fill('Checkout board');
-  await page.getByRole('button', { name: 'Create' }).click();
-  await page.getByRole('button', { name: 'Add panel' }).click();
-  const dlg = page.getByRole('dialog', { name: 'Edit panel' });
-  await dlg.getByLabel('Title').fill('Checkout requests');
+  const dlg = await newDashboardPanel('Checkout board', 'Checkout requests');
   await dlg.getByLabel('Source').selectOption('red');
   await dlg.getByLabel('Service').fill('frontend');
   await dlg.getByLabel('width').fill('8');
@@ -511,12 +517,7 @@ stackTest(stack, 'a log count panel counts every matching line (the server\'s hi
     t.skip('GET .../dashboards answers 404 on this build');
     return;
   }
-  await page.goto(url(projectPath('/dashboards')));
-  await page.getByLabel('Name').fill('Log board');
-  await page.getByRole('button', { name: 'Create' }).click();
-  await page.getByRole('button', { name: 'Add panel' }).click();
-  const dlg = page.getByRole('dialog', { name: 'Edit panel' });
-  await dlg.getByLabel('Title').fill('Volume lines');
+  const dlg = await newDashboardPanel('Log board', 'Volume lines');
   await dlg.getByLabel('Type').selectOption('stat');
   await dlg.getByLabel('Source').selectOption('logs');
   await dlg.getByLabel('Search').fill(VOLUME_WORD);
