@@ -82,7 +82,7 @@ struct api_thread {
     uint64_t tick;
 };
 
-enum endpoint { EP_NONE, EP_HEALTH, EP_TRACES, EP_TRACE, EP_SERVICES, EP_LOGS, EP_METRICS, EP_METRICS_QUERY,
+enum endpoint { EP_NONE, EP_HEALTH, EP_TRACES, EP_TRACE, EP_SERVICES, EP_LOGS, EP_LOGS_HIST, EP_METRICS, EP_METRICS_QUERY,
                 EP_METRIC_LABELS,
                 EP_PERF, EP_DEPS, EP_DATABASE, EP_SERVICE_MAP, EP_PROJECT_HEALTH,
                 EP_ERRORS, EP_ERROR_STATS, EP_ERROR_MERGE, EP_ERROR, EP_ERROR_EVENTS,
@@ -480,6 +480,7 @@ static enum endpoint route(int n, char **seg)
     if (n == 4 && strcmp(seg[2], "traces") == 0 && *seg[3]) return EP_TRACE;
     if (n == 3 && strcmp(seg[2], "services") == 0) return EP_SERVICES;
     if (n == 3 && strcmp(seg[2], "logs") == 0) return EP_LOGS;
+    if (n == 4 && strcmp(seg[2], "logs") == 0 && strcmp(seg[3], "histogram") == 0) return EP_LOGS_HIST;
     if (n == 3 && strcmp(seg[2], "metrics") == 0) return EP_METRICS;
     if (n == 4 && strcmp(seg[2], "metrics") == 0 && strcmp(seg[3], "query") == 0) return EP_METRICS_QUERY;
     if (n == 5 && strcmp(seg[2], "metrics") == 0 && *seg[3] && strcmp(seg[4], "labels") == 0) return EP_METRIC_LABELS;
@@ -620,6 +621,7 @@ static void project_endpoint(struct sx_api_req *r, struct api_thread *t, enum en
         case EP_TRACE: sx_api_trace_get(r, seg[3]); break;
         case EP_SERVICES: sx_api_services_list(r); break;
         case EP_LOGS: sx_api_logs_list(r); break;
+        case EP_LOGS_HIST: sx_api_logs_histogram(r); break;
         case EP_METRICS: sx_api_metrics_list(r); break;
         case EP_METRICS_QUERY: sx_api_metrics_query(r); break;
         case EP_METRIC_LABELS: sx_api_metric_labels(r, seg[3]); break;

@@ -255,6 +255,9 @@ int sx_api_trace_get(struct sx_api_req *r, const char *trace_id_hex);
 int sx_api_services_list(struct sx_api_req *r);
 /* GET .../logs (api_logs.c), same contract. */
 int sx_api_logs_list(struct sx_api_req *r);
+/* GET .../logs/histogram (api_logs.c): log volume per step and severity
+ * over the search's filters, same contract. */
+int sx_api_logs_histogram(struct sx_api_req *r);
 
 /* ---- dashboards (api_dashboards.c) and overviews (api_overview.c) ----------- */
 

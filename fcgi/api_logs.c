@@ -363,3 +363,230 @@ out:
     sx_api_page_term(&page);
     return rc;
 }
+
+/* ---- GET .../logs/histogram ---------------------------------------------------
+ *
+ * Log volume per step and severity over the search's filters (the same
+ * log_filters and log_where; q through the GIN index of logs_visible), in
+ * one GROUP BY. Steps are aligned to the epoch; the answer is dense.
+ *
+ * The count runs inside a savepoint under statement_timeout =
+ * api_log_hist_ms. When it is cancelled (a huge window of a busy project),
+ * the histogram counts the newest api_log_hist_rows rows of the window
+ * instead (a walk of the time index; the filters and q tested on each
+ * row, so the rows read are bounded however few match): the
+ * steps entirely newer than the oldest row read are exact, the older ones
+ * come back with "count": null, and the answer says "partial": true and
+ * "countedFromMs". If that walk read fewer rows than api_log_hist_rows it
+ * saw the whole window and the answer is exact after all. api_log_hist_ms
+ * 0 skips the exact count (always the walk). */
+
+#define LOG_HIST_STEPS 120      /* buckets at most when no step is asked for */
+#define LOG_HIST_MAX_STEPS 1500 /* buckets at most */
+#define SECOND_NS 1000000000LL
+
+/* Severity classes of a bucket: ERROR and FATAL (17..24), WARN (13..16),
+ * INFO (9..12), DEBUG and TRACE (1..8); "other" (unset) is the rest. */
+enum { HS_ERROR, HS_WARN, HS_INFO, HS_DEBUG, HS_N };
+static const char *const hist_sev_name[HS_N] = {"error", "warn", "info", "debug"};
+
+/* The aggregates of a bucket, counting the rows for which `cond` holds. */
+#define HIST_AGGS(cond)                                                                                          \
+    "count(*) FILTER (WHERE " cond "), count(*) FILTER (WHERE " cond " AND l.severity_number >= 17), "           \
+    "count(*) FILTER (WHERE " cond " AND l.severity_number BETWEEN 13 AND 16), "                               \
+    "count(*) FILTER (WHERE " cond " AND l.severity_number BETWEEN 9 AND 12), "                                \
+    "count(*) FILTER (WHERE " cond " AND l.severity_number BETWEEN 1 AND 8)"
+
+/* Reads step ("30s", "5m", or milliseconds; at least 1 s, whole seconds)
+ * or picks the smallest nice step giving at most LOG_HIST_STEPS buckets.
+ * SX_ERR with a 400 set. */
+static int hist_step(struct sx_api_req *r, const struct sx_api_window *win, int64_t *step_ns)
+{
+    static const int64_t nice[] = {1,   2,    5,    10,   15,   30,    60,    120,   300,   600, 900,
+                                   1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800};
+    int bad = 0;
+    long long ms;
+    const char *step = sx_api_param1(r, "step", &bad);
+    if (bad) return SX_ERR;
+    int64_t range = win->to_ns - win->from_ns + 1;
+    if (step) {
+        int digits = strspn(step, "0123456789") == strlen(step);
+        if (digits ? sx_api_parse_int(step, 1000, 86400000LL * 400, &ms) != SX_OK
+                   : sx_api_parse_range(step, step_ns) != SX_OK)
+            return sx_api_fail(r, 400, "bad_request", "step must be a duration (30s, 5m, 1h) or milliseconds, at least 1s");
+        if (digits) *step_ns = (int64_t)ms * 1000000;
+        if (*step_ns % SECOND_NS != 0)
+            return sx_api_fail(r, 400, "bad_request", "step must be a whole number of seconds");
+    } else {
+        *step_ns = 0;
+        for (size_t i = 0; i < sizeof(nice) / sizeof(nice[0]) && !*step_ns; i++)
+            if (range / (nice[i] * SECOND_NS) < LOG_HIST_STEPS) *step_ns = nice[i] * SECOND_NS;
+        if (!*step_ns) *step_ns = (range / LOG_HIST_STEPS / SECOND_NS + 1) * SECOND_NS;
+    }
+    int64_t steps = win->to_ns / *step_ns - win->from_ns / *step_ns + 1;
+    if (steps > LOG_HIST_MAX_STEPS)
+        return sx_api_fail(r, 400, "bad_request", "%lld steps: at most %d, use a larger step or a shorter window",
+                           (long long)steps, LOG_HIST_MAX_STEPS);
+    return SX_OK;
+}
+
+/* Builds the count: exact (one GROUP BY over every matching row), or for
+ * the fallback over the newest api_log_hist_rows rows of the window, read
+ * through the time index whatever the filters (so the rows read are
+ * bounded even when few match), the filters then applied to them; a last
+ * row with a NULL step carries the oldest time read and the rows read (its
+ * second and third columns).
+ * SX_ERR when out of room. */
+static int hist_sql(struct sx_api_req *r, const struct log_filters *f, int64_t step_ns, int walk, struct sx_api_qb *b)
+{
+    static const struct log_bound none;
+    struct sx_buf *s = &b->sql;
+    int pq = 0, ps = sx_api_qb_num(b, step_ns), ok = 1;
+
+    if (!ps || (f->q && !(pq = sx_api_qb_param(b, f->q)))) return SX_ERR;
+    if (!walk) {
+        ok &= sx_buf_printf(s, "SELECT l.time_ns / $%d::bigint, " HIST_AGGS("true") " FROM logs_visible l", ps) == SX_OK;
+    } else {
+        int pp = sx_api_qb_num(b, r->project_id), pf = sx_api_qb_num(b, f->win.from_ns);
+        int pt = sx_api_qb_num(b, f->win.to_ns), pn = sx_api_qb_num(b, r->cfg->api_log_hist_rows);
+        if (!pp || !pf || !pt || !pn) return SX_ERR;
+        ok &= sx_buf_puts(s, "WITH w AS (SELECT l.project_id, l.time_ns, l.severity_number, l.service, l.trace_id, "
+                             "l.span_id, l.attributes, ") == SX_OK;
+        if (pq) ok &= sx_buf_printf(s, "l.search @@ websearch_to_tsquery('simple', $%d) AS hit", pq) == SX_OK;
+        else ok &= sx_buf_puts(s, "true AS hit") == SX_OK;
+        ok &= sx_buf_printf(s,
+                            " FROM logs_visible l WHERE l.project_id = $%d AND l.time_ns >= $%d AND l.time_ns <= $%d "
+                            "ORDER BY l.time_ns DESC LIMIT $%d) "
+                            "SELECT l.time_ns / $%d::bigint, " HIST_AGGS("l.hit") " FROM w l",
+                            pp, pf, pt, pn, ps) == SX_OK;
+    }
+    if (!ok || log_where(r, f, &none, b) != SX_OK) return SX_ERR;
+    if (!walk && pq) ok &= sx_buf_printf(s, " AND l.search @@ websearch_to_tsquery('simple', $%d)", pq) == SX_OK;
+    ok &= sx_buf_puts(s, " GROUP BY 1") == SX_OK;
+    if (walk) ok &= sx_buf_puts(s, " UNION ALL SELECT NULL, min(time_ns), count(*), 0, 0, 0 FROM w") == SX_OK;
+    return ok ? SX_OK : SX_ERR;
+}
+
+/* Runs one query of hist_sql; NULL with the error response set. */
+static PGresult *hist_run(struct sx_api_req *r, const struct log_filters *f, int64_t step_ns, int walk)
+{
+    struct sx_api_qb b;
+    PGresult *res = NULL;
+    sx_api_qb_init(&b, r, SQL_MAX);
+    if (hist_sql(r, f, step_ns, walk, &b) != SX_OK) sx_api_fail(r, 400, "bad_request", "query too large");
+    else res = sx_api_exec(r, b.sql.data, b.n, b.params, walk ? "SELECT logs histogram (walk)" : "SELECT logs histogram");
+    sx_api_qb_term(&b);
+    return res;
+}
+
+/* Runs a statement without parameters; SX_ERR with the error response set. */
+static int hist_cmd(struct sx_api_req *r, const char *sql)
+{
+    PGresult *res = sx_api_exec(r, sql, 0, NULL, sql);
+    PQclear(res);
+    return res ? SX_OK : SX_ERR;
+}
+
+int sx_api_logs_histogram(struct sx_api_req *r)
+{
+    struct log_filters f;
+    int64_t step_ns;
+    PGresult *res;
+    int walk = 0;
+
+    if (log_filters(r, &f) != SX_OK) return SX_ERR;
+    if (f.win.from_ns == INT64_MIN) { /* traceId without a time filter: the last day, as the search's default */
+        f.win.to_ns = r->now_ns;
+        f.win.from_ns = r->now_ns - SX_API_DAY_NS;
+    }
+    if (hist_step(r, &f.win, &step_ns) != SX_OK) return SX_ERR;
+    int64_t first = f.win.from_ns / step_ns;
+    size_t nsteps = (size_t)(f.win.to_ns / step_ns - first + 1);
+    long long *cnt = sx_arena_calloc(r->fr->arena, nsteps * (HS_N + 1), sizeof(*cnt));
+    if (!cnt) return sx_api_fail(r, 500, "internal", "out of memory");
+
+    /* The exact count under the budget; the savepoint ends the timeout
+     * (and a cancelled statement's error) whatever happens. */
+    int cancelled = r->cfg->api_log_hist_ms == 0;
+    res = NULL;
+    if (!cancelled) {
+        char set[96];
+        snprintf(set, sizeof(set), "SET LOCAL statement_timeout = %lld", r->cfg->api_log_hist_ms);
+        if (hist_cmd(r, "SAVEPOINT log_hist") != SX_OK || hist_cmd(r, set) != SX_OK) return SX_ERR;
+        res = hist_run(r, &f, step_ns, 0);
+        cancelled = !res && r->status == 503 && PQstatus(*r->pgp) == CONNECTION_OK &&
+                    PQtransactionStatus(*r->pgp) == PQTRANS_INERROR;
+        if (!res && !cancelled) return SX_ERR;
+        if (hist_cmd(r, "ROLLBACK TO SAVEPOINT log_hist") != SX_OK) {
+            PQclear(res);
+            return SX_ERR;
+        }
+    }
+    if (cancelled) {
+        walk = 1;
+        if (!(res = hist_run(r, &f, step_ns, 1))) return SX_ERR;
+    }
+
+    int64_t oldest = INT64_MAX;
+    long long read = 0;
+    for (int i = 0; i < PQntuples(res); i++) {
+        if (walk && PQgetisnull(res, i, 0)) { /* the walk's summary row */
+            oldest = sx_api_col_i64(res, i, 1);
+            read = sx_api_col_i64(res, i, 2);
+            continue;
+        }
+        int64_t k = sx_api_col_i64(res, i, 0) - first;
+        if (k < 0 || (size_t)k >= nsteps) continue;
+        for (int c = 0; c <= HS_N; c++) cnt[(size_t)k * (HS_N + 1) + c] = sx_api_col_i64(res, i, 1 + c);
+    }
+    PQclear(res);
+    int partial = walk && read >= r->cfg->api_log_hist_rows;
+
+    struct sx_json w;
+    sx_buf_reset(r->out);
+    sx_json_init(&w, r->out);
+    sx_json_obj_open(&w);
+    sx_json_key(&w, "from");
+    sx_json_int(&w, f.win.from_ns / 1000000);
+    sx_json_key(&w, "to");
+    sx_json_int(&w, f.win.to_ns / 1000000);
+    sx_json_key(&w, "stepMs");
+    sx_json_int(&w, step_ns / 1000000);
+    sx_json_key(&w, "partial");
+    sx_json_bool(&w, partial);
+    if (partial) {
+        sx_json_key(&w, "countedFromMs");
+        sx_json_int(&w, oldest / 1000000);
+    }
+    sx_json_key(&w, "buckets");
+    sx_json_arr_open(&w);
+    for (size_t k = 0; k < nsteps; k++) {
+        int64_t t = (first + (int64_t)k) * step_ns;
+        const long long *c = &cnt[k * (HS_N + 1)];
+        int unknown = partial && t <= oldest; /* rows older than the oldest read were not counted */
+        sx_json_obj_open(&w);
+        sx_json_key(&w, "t");
+        sx_json_int(&w, t / 1000000);
+        sx_json_key(&w, "count");
+        if (unknown) sx_json_null(&w);
+        else sx_json_int(&w, c[0]);
+        sx_json_key(&w, "bySeverity");
+        if (unknown) {
+            sx_json_null(&w);
+        } else {
+            long long other = c[0];
+            sx_json_obj_open(&w);
+            for (int s = 0; s < HS_N; s++) {
+                sx_json_key(&w, hist_sev_name[s]);
+                sx_json_int(&w, c[1 + s]);
+                other -= c[1 + s];
+            }
+            sx_json_key(&w, "other");
+            sx_json_int(&w, other);
+            sx_json_obj_close(&w);
+        }
+        sx_json_obj_close(&w);
+    }
+    sx_json_arr_close(&w);
+    return sx_api_reply(r, &w);
+}

@@ -53,7 +53,7 @@ struct figures {
     double counts[SX_RED_NBUCKETS]; /* the window's duration buckets */
     int health;             /* enum sx_red_health; -1: unknown */
     long long *s_req, *s_err;
-    double *s_p95;
+    double *s_p50, *s_p95, *s_p99;
 };
 
 /* Reads the window and the step; SX_ERR with a 400 set. */
@@ -117,9 +117,12 @@ static int gather(struct sx_api_req *r, const struct span *sp, const char *ids, 
     for (size_t i = 0; i < n; i++) {
         f[i].s_req = sx_arena_calloc(r->fr->arena, sp->nsteps, sizeof(*f[i].s_req));
         f[i].s_err = sx_arena_calloc(r->fr->arena, sp->nsteps, sizeof(*f[i].s_err));
+        f[i].s_p50 = sx_arena_calloc(r->fr->arena, sp->nsteps, sizeof(*f[i].s_p50));
         f[i].s_p95 = sx_arena_calloc(r->fr->arena, sp->nsteps, sizeof(*f[i].s_p95));
-        if (!f[i].s_req || !f[i].s_err || !f[i].s_p95) return sx_api_fail(r, 500, "internal", "out of memory");
-        for (size_t k = 0; k < sp->nsteps; k++) f[i].s_p95[k] = NAN;
+        f[i].s_p99 = sx_arena_calloc(r->fr->arena, sp->nsteps, sizeof(*f[i].s_p99));
+        if (!f[i].s_req || !f[i].s_err || !f[i].s_p50 || !f[i].s_p95 || !f[i].s_p99)
+            return sx_api_fail(r, 500, "internal", "out of memory");
+        for (size_t k = 0; k < sp->nsteps; k++) f[i].s_p50[k] = f[i].s_p95[k] = f[i].s_p99[k] = NAN;
         f[i].p50 = f[i].p95 = f[i].p99 = f[i].lo = f[i].hi = NAN;
         f[i].health = -1;
     }
@@ -156,7 +159,9 @@ static int gather(struct sx_api_req *r, const struct span *sp, const char *ids, 
         p->s_req[k] = sx_api_col_i64(res, i, 2);
         p->s_err[k] = sx_api_col_i64(res, i, 3);
         sx_api_red_parse_buckets(sx_api_col_str(res, i, 6), counts);
+        p->s_p50[k] = sx_red_quantile(counts, 0.50, lo, hi);
         p->s_p95[k] = sx_red_quantile(counts, 0.95, lo, hi);
+        p->s_p99[k] = sx_red_quantile(counts, 0.99, lo, hi);
         p->requests += p->s_req[k];
         p->errors += p->s_err[k];
         if (isfinite(lo) && !(p->lo <= lo)) p->lo = lo; /* NAN until the first known one */
@@ -284,8 +289,20 @@ static void write_red(struct sx_json *w, const struct span *sp, const struct fig
     num(w, "p99", p->p99);
 }
 
+/* An array of the span's steps: v[k], null where not finite. */
+static void num_series(struct sx_json *w, const char *key, const struct span *sp, const double *v)
+{
+    sx_json_key(w, key);
+    sx_json_arr_open(w);
+    for (size_t k = 0; k < sp->nsteps; k++) {
+        if (isfinite(v[k])) sx_json_double(w, v[k]);
+        else sx_json_null(w);
+    }
+    sx_json_arr_close(w);
+}
+
 /* "series": {"t", "requests", then "errors" (overview) or "errorRate"
- * (cross-project), "p95"}. */
+ * (cross-project), "p50", "p95", "p99"}. */
 static void write_series(struct sx_json *w, const struct span *sp, const struct figures *p, int error_rate)
 {
     sx_json_key(w, "series");
@@ -306,13 +323,9 @@ static void write_series(struct sx_json *w, const struct span *sp, const struct 
         else sx_json_null(w);
     }
     sx_json_arr_close(w);
-    sx_json_key(w, "p95");
-    sx_json_arr_open(w);
-    for (size_t k = 0; k < sp->nsteps; k++) {
-        if (isfinite(p->s_p95[k])) sx_json_double(w, p->s_p95[k]);
-        else sx_json_null(w);
-    }
-    sx_json_arr_close(w);
+    num_series(w, "p50", sp, p->s_p50);
+    num_series(w, "p95", sp, p->s_p95);
+    num_series(w, "p99", sp, p->s_p99);
     sx_json_obj_close(w);
 }
 

@@ -193,7 +193,9 @@ int sx_api_perf_service(struct sx_api_req *r, const char *service)
         json_int(&w, "timeUnixMs", sx_api_col_i64(se, i, 0));
         json_int(&w, "requests", sx_api_col_i64(se, i, 1));
         json_int(&w, "errors", sx_api_col_i64(se, i, 2));
+        json_num(&w, "p50Ms", sx_red_quantile(counts, 0.50, NAN, NAN));
         json_num(&w, "p95Ms", sx_red_quantile(counts, 0.95, NAN, NAN));
+        json_num(&w, "p99Ms", sx_red_quantile(counts, 0.99, NAN, NAN));
         sx_json_obj_close(&w);
     }
     sx_json_arr_close(&w);

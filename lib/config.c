@@ -72,6 +72,8 @@ static const struct conf_def defs[] = {
     INT(api_max_limit, "1000", 1, 100000, "largest page size of list endpoints"),
     INT(api_trace_scan_max, "200000", 10, 100000000, "traces one trace search reads at most before it answers a partial page"),
     INT(api_trace_scan_ms, "1000", 10, 60000, "milliseconds after which a trace search stops reading and answers a partial page"),
+    INT(api_log_hist_ms, "2000", 0, 60000, "milliseconds the exact count of a log histogram may take before it counts the newest api_log_hist_rows rows instead (0: always those)"),
+    INT(api_log_hist_rows, "200000", 1, 100000000, "newest matching log rows a log histogram counts when its exact count ran out of time"),
     INT(session_ttl_s, "604800", 60, 31536000, "seconds a dashboard session (the sx_session cookie) lasts after login"),
     INT(login_window_s, "900", 10, 86400, "seconds over which failed logins are counted (from the first failure)"),
     INT(login_max_failures_email, "5", 1, 1000, "failed logins per email within login_window_s; then 429 until the window ends"),

@@ -63,6 +63,8 @@ struct sx_config {
     long long api_max_limit;          /* largest page size */
     long long api_trace_scan_max;     /* traces a filtered trace search reads at most */
     long long api_trace_scan_ms;      /* and the time it may spend reading them */
+    long long api_log_hist_ms;        /* time budget of a log histogram's exact count */
+    long long api_log_hist_rows;      /* rows its fallback counts at most */
     long long session_ttl_s;          /* dashboard session lifetime */
     long long login_window_s;         /* failed-login counting window */
     long long login_max_failures_email; /* failed logins per email per window */

@@ -350,15 +350,36 @@ function expected(spans) {
   const t = Array.from({ length: nsteps }, (_, k) => (first + k) * STEP_MS);
   const sreq = new Array(nsteps).fill(0);
   const serr = new Array(nsteps).fill(0);
+  const slo = new Array(nsteps).fill(Infinity);
+  const shi = new Array(nsteps).fill(-Infinity);
   for (const s of inWin) {
     const minute = Math.floor(Number(s.start / 1_000_000n) / MINUTE_MS) * MINUTE_MS;
     const k = Math.floor(minute / STEP_MS) - first;
     sreq[k]++;
     if (s.error) serr[k]++;
+    slo[k] = Math.min(slo[k], s.ms);
+    shi[k] = Math.max(shi[k], s.ms);
   }
   const ms = inWin.map((s) => s.ms);
   return { requests, errors, errorRate: requests ? errors / requests : 0, rps: requests / (((TO_MS - FROM_MS) * 1e6 + 1) / 1e9), // [from, to] inclusive, in ns
-    lo: Math.min(...ms), hi: Math.max(...ms), t, sreq, serr };
+    lo: Math.min(...ms), hi: Math.max(...ms), t, sreq, serr, slo, shi };
+}
+
+/** The series' p50, p95 and p99 per step: null without requests, else ordered and inside the
+ * step's [min, max] durations; p50 below p99 in the step of GET /items (101..130 ms). */
+function assertSeriesPercentiles(series, exp, what) {
+  for (const k of ['p50', 'p95', 'p99']) assert.equal(series[k].length, exp.t.length, `${what} ${k} length`);
+  exp.t.forEach((_, k) => {
+    const [p50, p95, p99] = [series.p50[k], series.p95[k], series.p99[k]];
+    if (!exp.sreq[k]) {
+      assert.deepEqual([p50, p95, p99], [null, null, null], `${what} step ${k}`);
+      return;
+    }
+    assert.ok(p50 <= p95 && p95 <= p99, `${what} step ${k}: ${p50} ${p95} ${p99} out of order`);
+    assert.ok(p50 >= exp.slo[k] - 1e-9 && p99 <= exp.shi[k] + 1e-9, `${what} step ${k}: outside [${exp.slo[k]}, ${exp.shi[k]}]`);
+  });
+  const items = Math.floor(T0_MS / STEP_MS) - Math.floor(FROM_MS / STEP_MS);
+  assert.ok(series.p50[items] < series.p99[items], `${what}: p50 ${series.p50[items]} not below p99 ${series.p99[items]}`);
 }
 
 function assertRed(got, exp, what) {
@@ -416,6 +437,14 @@ stackTest(stack, 'overview: totals, series, top endpoints and issues, logErrors 
   assert.deepEqual(body.series.requests, expA.sreq);
   assert.deepEqual(body.series.errors, expA.serr);
   body.series.p95.forEach((v, k) => assert.equal(v === null, expA.sreq[k] === 0, `p95[${k}] ${v}`));
+  assertSeriesPercentiles(body.series, expA, 'overview series');
+  // The RED panel's series (GET .../performance) carries p50Ms and p99Ms beside p95Ms.
+  const perf = ok(await call('GET', `projects/${P.A.slug}/services/shop/performance`, { query: { from: WINDOW.from, to: WINDOW.to }, ...as('di') }));
+  assert.ok(perf.series.length > 0);
+  for (const pt of perf.series) {
+    assert.ok(pt.requests > 0 && pt.p50Ms <= pt.p95Ms && pt.p95Ms <= pt.p99Ms, JSON.stringify(pt));
+  }
+  assert.ok(perf.series.some((pt) => pt.p50Ms < pt.p99Ms), 'p50Ms is its own series, not p95Ms');
   // Top endpoints: busiest first, with their own figures.
   assert.deepEqual(body.topEndpoints.map((e) => [e.service, e.endpoint, e.requests]),
     [['shop', 'GET /items', 30], ['shop', 'GET /cart', 12], ['billing', 'charge', 8]]);
@@ -438,6 +467,7 @@ stackTest(stack, 'overview: totals, series, top endpoints and issues, logErrors 
   assert.equal(empty.totals.openIssues, 2, 'open issues are counted now, whatever the window');
   assert.equal(empty.series.t.length, expA.t.length);
   assert.ok(empty.series.requests.every((v) => v === 0) && empty.series.p95.every((v) => v === null));
+  assert.ok(empty.series.p50.every((v) => v === null) && empty.series.p99.every((v) => v === null));
   assert.equal(empty.health, 'failing');
   // Default step over a day: at most 300 points; bad steps and windows: 400.
   const day = ok(await call('GET', `projects/${P.A.slug}/overview`, { query: { timeRange: '24h' }, ...as('di') }));
@@ -474,6 +504,7 @@ stackTest(stack, 'cross-project: each caller sees exactly its projects, with the
     else assert.ok(Math.abs(v - expA.serr[k] / expA.sreq[k]) < 1e-12, `errorRate[${k}] ${v}`);
   });
   a.series.p95.forEach((v, k) => assert.equal(v === null, expA.sreq[k] === 0));
+  assertSeriesPercentiles(a.series, expA, 'cross-project series');
   const c = body.projects[1];
   assertRed(c, expC, 'C');
   assert.deepEqual([c.openIssues, c.newIssues, c.logErrors], [0, 0, 0]);

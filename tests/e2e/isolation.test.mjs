@@ -41,7 +41,7 @@ async function listIds(project, token) {
 function projectPaths(p, traceId) {
   // .../stream (sextant-sse) refuses before any event, with the same 404 and 401.
   return [`projects/${p}/traces`, `projects/${p}/traces/${traceId}`, `projects/${p}/services`,
-    `projects/${p}/overview`, `projects/${p}/dashboards`, `projects/${p}/dashboards/1`, `projects/${p}/stream`];
+    `projects/${p}/overview`, `projects/${p}/logs/histogram`, `projects/${p}/dashboards`, `projects/${p}/dashboards/1`, `projects/${p}/stream`];
 }
 
 /** A write to the API with a bearer token (JSON body). */

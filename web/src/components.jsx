@@ -60,7 +60,7 @@ export function RangePicker({ allowAll = false }) {
 }
 
 /** Sets a custom window (unix ms) in the URL, as a new history entry (Back undoes it). */
-function zoomTo(from, to) {
+export function zoomTo(from, to) {
   if (!(to > from)) return;
   const q = new URLSearchParams(location.search);
   q.set('from', String(from));
@@ -76,9 +76,12 @@ const PALETTE = ['--c1', '--c2', '--c3', '--c4', '--c5', '--c6'];
 
 /**
  * A uPlot time series chart. x: seconds (uPlot's time unit); series: [{label, values}].
- * Bars when bars is set, points only when scatter is. Re-created when the data changes, resized with its box.
+ * Bars when bars is set, points only when scatter is; stacked adds the series up (the first on top; the
+ * legend shows each one's own value). A series may name its colour (a CSS variable, `color`).
+ * onPick(x) is called with the x (seconds) of the point under a click that was not a drag.
+ * Re-created when the data changes, resized with its box.
  */
-export function Chart({ x, series, height = 200, bars = false, scatter = false, fmt, title, xRange }) {
+export function Chart({ x, series, height = 200, bars = false, scatter = false, stacked = false, fmt, title, xRange, onPick }) {
   const box = useRef(null);
   useEffect(() => {
     if (!box.current || !x || !x.length) return undefined;
@@ -88,35 +91,55 @@ export function Chart({ x, series, height = 200, bars = false, scatter = false, 
       height,
       // Dragging across a chart that has xRange zooms the page's window (from/to in the URL).
       cursor: { drag: { x: !!xRange, y: false, setScale: false } },
-      hooks: xRange ? {
-        setSelect: [(u) => {
-          if (u.select.width < 5) return;
-          const lo = u.posToVal(u.select.left, 'x'), hi = u.posToVal(u.select.left + u.select.width, 'x');
-          u.setSelect({ left: 0, width: 0, top: 0, height: 0 }, false);
-          zoomTo(Math.floor(lo * 1000), Math.ceil(hi * 1000));
-        }],
-      } : {},
+      hooks: {
+        ...(xRange ? {
+          setSelect: [(u) => {
+            if (u.select.width < 5) return;
+            const lo = u.posToVal(u.select.left, 'x'), hi = u.posToVal(u.select.left + u.select.width, 'x');
+            u.setSelect({ left: 0, width: 0, top: 0, height: 0 }, false);
+            zoomTo(Math.floor(lo * 1000), Math.ceil(hi * 1000));
+          }],
+        } : {}),
+        ...(onPick ? {
+          ready: [(u) => {
+            let downX = null;
+            u.over.addEventListener('mousedown', (e) => { downX = e.clientX; });
+            u.over.addEventListener('click', (e) => {
+              const moved = downX === null || Math.abs(e.clientX - downX) >= 5;
+              downX = null;
+              if (!moved && u.cursor.idx != null) onPick(u.data[0][u.cursor.idx]);
+            });
+          }],
+        } : {}),
+      },
       // The x axis spans the chosen window (xRange, seconds); a lone point gets an hour
       // around it instead of uPlot's default of years.
       scales: { x: { time: true, range: xRange ? () => xRange : x.length === 1 ? (u, lo, hi) => [lo - 1800, hi + 1800] : undefined } },
       legend: { show: series.length > 1 || !!title },
       axes: [axis, { ...axis, size: 60, values: fmt ? (u, v) => v.map(fmt) : undefined }],
-      series: [{}].concat(series.map((s, i) => ({
-        label: s.label,
-        stroke: cssVar(PALETTE[i % PALETTE.length]),
-        fill: bars ? cssVar(PALETTE[i % PALETTE.length]) + '99' : undefined,
-        width: 1.5,
-        paths: scatter ? () => null : bars ? uPlot.paths.bars({ size: [0.8, 40] }) : undefined,
-        points: scatter ? { show: true, size: 7, fill: cssVar(PALETTE[i % PALETTE.length]) } : undefined,
-        value: fmt ? (u, v) => (v == null ? '–' : fmt(v)) : undefined,
-        spanGaps: false,
-      }))),
+      series: [{}].concat(series.map((s, i) => {
+        const color = cssVar(s.color || PALETTE[i % PALETTE.length]);
+        const own = (v, idx) => (stacked && idx != null ? s.values[idx] : v);
+        return {
+          label: s.label,
+          stroke: color,
+          fill: stacked ? color : bars ? color + '99' : undefined,
+          width: 1.5,
+          paths: scatter ? () => null : bars ? uPlot.paths.bars({ size: [0.8, 40] }) : undefined,
+          points: scatter ? { show: true, size: 7, fill: color } : stacked ? { show: false } : undefined,
+          value: fmt || stacked ? (u, v, si, idx) => { const o = own(v, idx); return o == null ? '–' : fmt ? fmt(o) : o.toLocaleString('en-US'); } : undefined,
+          spanGaps: false,
+        };
+      })),
     };
-    const plot = new uPlot(opts, [x, ...series.map((s) => s.values)], box.current);
+    // Stacked: series i is drawn as the sum of series i.. n-1, the first (tallest) under the rest.
+    const data = stacked ? series.map((s, i) => s.values.map((v, k) => (v == null ? null
+      : series.slice(i).reduce((a, t) => a + (t.values[k] || 0), 0)))) : series.map((s) => s.values);
+    const plot = new uPlot(opts, [x, ...data], box.current);
     const ro = new ResizeObserver(() => plot.setSize({ width: box.current.clientWidth, height }));
     ro.observe(box.current);
     return () => { ro.disconnect(); plot.destroy(); };
-  }, [x, series, height, bars, scatter, xRange && xRange.join()]);
+  }, [x, series, height, bars, scatter, stacked, onPick, xRange && xRange.join()]);
   if (!x || !x.length) return <p class="muted chart-empty">No data in this range.</p>;
   return <div class="chart" ref={box} role="img" aria-label={title || (series.map((s) => s.label).join(', ') + ' chart')} />;
 }

@@ -3,11 +3,12 @@
 // and the panel editor (saved with the version the server gave, 409 on a conflict).
 import { useState } from 'preact/hooks';
 import { call, pp } from '../api.js';
-import { useFetch, fmtNum, fmtMs, fmtPct, nsToMs } from '../util.js';
+import { useFetch, fmtNum, fmtMs, fmtPct } from '../util.js';
 import { useQuery, timeWindow, keepRange, navigate, chartRange } from '../router.js';
 import { Link, ErrorBox, Loading, Chart, RangePicker } from '../components.jsx';
 import { useSession, roleOf, atLeast } from '../session.js';
 import { AGGS, alignSeries, labelText } from './metrics.jsx';
+import { logVolume } from './logs.jsx';
 
 const TYPES = ['timeseries', 'stat', 'table', 'bar'];
 const RED_FIELDS = ['requests', 'errors', 'errorRate', 'p50', 'p95', 'p99', 'rps'];
@@ -179,21 +180,19 @@ async function runPanel(project, q, w, signal) {
     const x = r.series.map((p) => p.timeUnixMs / 1000), step = (r.stepMs || 60000) / 1000;
     const f = q.field;
     const values = r.series.map((p) => (f === 'requests' ? p.requests : f === 'errors' ? p.errors
-      : f === 'errorRate' ? (p.requests ? p.errors / p.requests : null) : f === 'rps' ? p.requests / step : p.p95Ms));
+      : f === 'errorRate' ? (p.requests ? p.errors / p.requests : null) : f === 'rps' ? p.requests / step
+        : f === 'p50' ? p.p50Ms : f === 'p99' ? p.p99Ms : p.p95Ms));
     const total = eps.reduce((a, e) => a + e.requests, 0), errs = eps.reduce((a, e) => a + e.errors, 0);
     const statKey = { p50: 'p50Ms', p95: 'p95Ms', p99: 'p99Ms' }[f];
     const stat = f === 'requests' ? total : f === 'errors' ? errs : f === 'errorRate' ? (total ? errs / total : null)
       : f === 'rps' ? eps.reduce((a, e) => a + e.rps, 0) : Math.max(0, ...eps.map((e) => e[statKey] || 0));
-    return { x, series: [{ label: `${q.service} ${f}${['p50', 'p99'].includes(f) ? ' (series: p95)' : ''}`, values }], stat, fmt: f === 'errorRate' ? fmtPct : statKey ? fmtMs : fmtNum };
+    return { x, series: [{ label: `${q.service} ${f}`, values }], stat, fmt: f === 'errorRate' ? fmtPct : statKey ? fmtMs : fmtNum };
   }
   if (q.source === 'logs') {
-    // Count per step from the newest 1000 matching lines.
-    const r = await call(pp(project, '/logs'), { signal, query: { q: q.q, severity: q.severity, service: q.service, from: w.from, to: w.to, limit: 1000 } });
-    const step = Math.max(60000, Math.ceil((w.to - w.from) / 60 / 60000) * 60000);
-    const start = Math.floor(w.from / step) * step, n = Math.ceil((w.to - start) / step);
-    const counts = new Array(n).fill(0);
-    for (const l of r.logs) { const i = Math.floor((nsToMs(l.timeUnixNano) - start) / step); if (i >= 0 && i < n) counts[i] += 1; }
-    return { x: counts.map((_, i) => (start + i * step) / 1000), series: [{ label: 'log lines', values: counts }], stat: r.logs.length, capped: r.logs.length >= 1000 };
+    // Every matching line counted per step by the server (GET .../logs/histogram).
+    const h = await logVolume(project, { q: q.q, severity: q.severity, service: q.service }, w, signal);
+    const counts = h.buckets.map((b) => b.count);
+    return { x: h.buckets.map((b) => b.t / 1000), series: [{ label: 'log lines', values: counts }], stat: counts.reduce((a, c) => a + (c || 0), 0), capped: h.partial };
   }
   throw new Error(`unknown source ${q.source}`);
 }

@@ -1,15 +1,45 @@
 // logs.jsx: the logs explorer: search with filters in the URL, and live tail (the live
-// stream's logs topic with the same filters) that adds new lines on top without reload.
+// stream's logs topic with the same filters) that adds new lines on top without reload;
+// above the lines, the volume of every matching line over time by severity
+// (GET .../logs/histogram), where dragging across narrows the window.
 import { useState, useRef } from 'preact/hooks';
 import { call, pp } from '../api.js';
 import { useFetch, SEVERITIES } from '../util.js';
-import { useQuery, timeWindow, keepRange } from '../router.js';
-import { ErrorBox, Loading, RangePicker } from '../components.jsx';
+import { useQuery, timeWindow, keepRange, chartRange } from '../router.js';
+import { ErrorBox, Loading, RangePicker, Chart, zoomTo } from '../components.jsx';
 import { useLive, useLiveStatus } from '../live.js';
 import { Pager } from './issues.jsx';
 import { LogTable, ServiceFilter } from './traces.jsx';
 
 const TAIL_MAX = 1000;
+
+/** Severity classes of GET .../logs/histogram, top of the stack first, with their colours. */
+const SEV_CLASSES = [['error', '--bad'], ['warn', '--warn'], ['info', '--accent'], ['debug', '--muted'], ['other', '--c4']];
+
+/** GET .../logs/histogram with the explorer's (or a panel's) filters over window w. */
+export function logVolume(project, filters, w, signal) {
+  return call(pp(project, '/logs/histogram'), { signal, query: { ...filters, from: w.from, to: w.to } });
+}
+
+/** The volume chart: stacked bars by severity; dragging across, or clicking a bar, narrows the window. */
+function VolumeChart({ h, w }) {
+  const x = h.buckets.map((b) => b.t / 1000);
+  const series = SEV_CLASSES.map(([k, color]) => ({ label: k, color, values: h.buckets.map((b) => (b.bySeverity ? b.bySeverity[k] : null)) }));
+  const total = h.buckets.reduce((a, b) => a + (b.count || 0), 0);
+  return (
+    <div class="log-volume" role="region" aria-label="Log volume">
+      <p class="muted small">
+        {h.partial ? `At least ${fmtCount(total)} lines: counted the newest only, from ${new Date(h.countedFromMs).toLocaleString()}; older steps are blank.`
+          : `${fmtCount(total)} line${total === 1 ? '' : 's'} in this window, per ${fmtStep(h.stepMs)}. Click a bar or drag across the chart to narrow the window.`}
+      </p>
+      <Chart x={x} xRange={chartRange(w)} series={series} bars stacked height={110} title="Log volume by severity"
+        onPick={(t) => zoomTo(t * 1000, t * 1000 + h.stepMs - 1)} />
+    </div>
+  );
+}
+
+const fmtCount = (n) => n.toLocaleString('en-US');
+const fmtStep = (ms) => (ms % 3600000 === 0 ? `${ms / 3600000} h` : ms % 60000 === 0 ? `${ms / 60000} min` : `${ms / 1000} s`);
 
 export function Logs({ project }) {
   const [query, setQuery] = useQuery();
@@ -27,6 +57,9 @@ export function Logs({ project }) {
       from: w.from, to: w.to, limit: 100, cursor: cursor[cursor.length - 1],
     },
   }), [project, query.toString(), cursor.join()]);
+  const volume = useFetch((signal) => logVolume(project, {
+    q: f('q'), severity: f('severity'), service: f('service'), traceId: f('traceId'), attr: f('attr'),
+  }, w, signal), [project, query.toString()]);
   const status = useLiveStatus();
   const seen = useRef(new Set());
   useLive(project, { topics: 'logs', service: f('service'), severity: f('severity'), q: f('q') }, (kind, data) => {
@@ -81,6 +114,8 @@ export function Logs({ project }) {
           {gaps > 0 && ' Some lines were missed while the stream was away: search again to see them.'}
         </p>
       )}
+      <ErrorBox error={volume.error} what="the log volume" />
+      {volume.data && <VolumeChart h={volume.data} w={w} />}
       <ErrorBox error={list.error} what="logs" />
       <Loading when={list.loading && !list.data} />
       {(list.data || tailRows.length > 0) && <LogTable rows={rows} base={base} range={range} />}

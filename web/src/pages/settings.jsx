@@ -1,5 +1,5 @@
 // settings.jsx: project settings (sampling, retention, rate limits, quotas via PUT project),
-// ingest keys, members and usage. Controls a role may not use are disabled, and the
+// attribute rules (drop, truncate, redact; README "Attribute rules"), ingest keys, members and usage. Controls a role may not use are disabled, and the
 // server's 403 is shown when it says no anyway.
 import { useState } from 'preact/hooks';
 import { call, pp } from '../api.js';
@@ -76,10 +76,89 @@ export function Settings({ project }) {
           <ErrorBox error={err} what="the settings" doing="save" />
         </form>
       )}
+      {p && <AttributeRules project={project} admin={admin} p={p} onSaved={(np) => proj.setData(np)} />}
       <Keys project={project} admin={admin} />
       <Members project={project} role={role} />
       <Usage project={project} />
     </section>
+  );
+}
+
+const RULE_ACTIONS = [['drop', 'drop the attribute'], ['truncate', 'truncate the value'], ['redact', 'redact the value']];
+
+/** A rule as the form edits it (every field a string or boolean). */
+const ruleForm = (r) => ({ action: r.action || 'drop', key: r.key || '', pattern: r.pattern || '', maxLength: r.maxLength != null ? String(r.maxLength) : '', ignoreCase: !!r.ignoreCase });
+
+/** The rule the API takes: only the fields its action uses; the server validates the rest. */
+function ruleBody(f) {
+  const r = { action: f.action };
+  if (f.key.trim()) r.key = f.key.trim();
+  if (f.action === 'truncate') r.maxLength = f.maxLength.trim() === '' ? null : Number(f.maxLength);
+  if (f.action === 'redact' && f.pattern) {
+    r.pattern = f.pattern;
+    if (f.ignoreCase) r.ignoreCase = true;
+  }
+  return r;
+}
+
+/** The attribute rules editor: a list of rules applied in order, saved with PUT (attributeRules). */
+function AttributeRules({ project, admin, p, onSaved }) {
+  const [rules, setRules] = useState(() => (p.attributeRules || []).map(ruleForm));
+  const [saved, setSaved] = useState('');
+  const [err, setErr] = useState(null);
+  const edit = (i, patch) => { setSaved(''); setRules((rs) => rs.map((r, k) => (k === i ? { ...r, ...patch } : r))); };
+  const move = (i, d) => setRules((rs) => { const n = rs.slice(); [n[i], n[i + d]] = [n[i + d], n[i]]; return n; });
+  const save = async (e) => {
+    e.preventDefault();
+    setErr(null);
+    setSaved('');
+    try {
+      const r = await call(pp(project), { method: 'PUT', body: { attributeRules: rules.map(ruleBody) } });
+      const np = r.project || r;
+      setRules((np.attributeRules || []).map(ruleForm));
+      onSaved(np);
+      setSaved('Saved.');
+    } catch (ex) { setErr(ex); }
+  };
+  return (
+    <form class="card settings attr-rules" onSubmit={save} aria-label="Attribute rules">
+      <h2>Attribute rules</h2>
+      <p class="muted small">Applied in order to every attribute at ingest. <code>key</code> matches attribute keys
+        (<code>*</code> matches any run of characters); a redact rule with a pattern (POSIX extended regular expression)
+        replaces each match, in every string value and log body when it has no key.</p>
+      <fieldset disabled={!admin}>
+        {rules.length === 0 && <p class="muted">No rules.</p>}
+        <ol class="rules">
+          {rules.map((r, i) => {
+            const n = i + 1;
+            return (
+              <li class="filters rule">
+                <label>Action
+                  <select aria-label={`Rule ${n} action`} value={r.action} onChange={(e) => edit(i, { action: e.target.value })}>
+                    {RULE_ACTIONS.map(([v, l]) => <option value={v}>{`${v}: ${l}`}</option>)}
+                  </select>
+                </label>
+                <label>Key<input aria-label={`Rule ${n} key`} value={r.key} placeholder={r.action === 'redact' ? 'any (with a pattern)' : 'http.request.header.*'} onInput={(e) => edit(i, { key: e.target.value })} /></label>
+                {r.action === 'truncate' && <label>Max length (bytes)<input aria-label={`Rule ${n} max length`} type="number" min="1" value={r.maxLength} onInput={(e) => edit(i, { maxLength: e.target.value })} /></label>}
+                {r.action === 'redact' && <label>Pattern<input aria-label={`Rule ${n} pattern`} class="mono" value={r.pattern} placeholder="whole value" onInput={(e) => edit(i, { pattern: e.target.value })} /></label>}
+                {r.action === 'redact' && r.pattern && <label class="inline"><input type="checkbox" aria-label={`Rule ${n} ignore case`} checked={r.ignoreCase} onChange={(e) => edit(i, { ignoreCase: e.target.checked })} /> ignore case</label>}
+                <span class="rule-buttons">
+                  <button type="button" class="btn small" aria-label={`Move rule ${n} up`} disabled={i === 0} onClick={() => move(i, -1)}>↑</button>
+                  <button type="button" class="btn small" aria-label={`Move rule ${n} down`} disabled={i === rules.length - 1} onClick={() => move(i, 1)}>↓</button>
+                  <button type="button" class="btn small" aria-label={`Remove rule ${n}`} onClick={() => { setSaved(''); setRules((rs) => rs.filter((_, k) => k !== i)); }}>Remove</button>
+                </span>
+              </li>
+            );
+          })}
+        </ol>
+        <div>
+          <button type="button" class="btn" onClick={() => { setSaved(''); setRules((rs) => [...rs, ruleForm({})]); }}>Add rule</button>{' '}
+          <button class="btn primary" type="submit">Save attribute rules</button> <span role="status">{saved}</span>
+        </div>
+      </fieldset>
+      {!admin && <p class="muted small">Only admins and owners change attribute rules.</p>}
+      <ErrorBox error={err} what="the attribute rules" doing="save" />
+    </form>
   );
 }
 
