@@ -15,8 +15,11 @@
  * page after a few hundred rows; reading the GIN matches of `request`, 31%
  * of 1.1M rows, and sorting them took 1.2 s); a second, longer walk when
  * the matches seen say it would fill the page within LOG_WALK_MAX rows;
- * then the GIN index for all the rest, ordered (a rare word costs as much
- * as its matches). The page is the one a single ordered query would give.
+ * then the GIN index for the rest, ordered, in windows of time going back
+ * (4x wider each), so a step costs what its window matches: a rare word
+ * little, and a word common in older rows but absent from the newest no
+ * longer every match of the range sorted. The page is the one a single
+ * ordered query would give.
  *
  * Rows are read through the view logs_visible (sql/004_logs.sql), which
  * restricts them to sextant.project_ids like the table's RLS policy does
@@ -36,6 +39,7 @@
 #define SQL_MAX 8192
 #define LOG_WALK_FIRST 1000  /* rows the first walk of a search with q looks at, at least */
 #define LOG_WALK_MAX 40000   /* rows one walk looks at, at most */
+#define LOG_WINDOW_MIN_NS (60LL * 1000000000LL) /* the first GIN window: at least a minute */
 
 struct log_filters {
     struct sx_api_window win;
@@ -356,8 +360,25 @@ int sx_api_logs_list(struct sx_api_req *r)
             log_step(r, &f, LOG_WALK, SX_MAX(more, LOG_WALK_FIRST), &after, &page, &hits) != SX_OK)
             goto out;
     }
-    if (after.set && sx_api_page_need(&page) > 0 && log_step(r, &f, LOG_GIN, 0, &after, &page, &hits) != SX_OK)
-        goto out;
+    /* The GIN index for the rest, window by window going back in time: a
+     * word common in older rows but absent from the newest ones would
+     * otherwise have every match in the range read and sorted (0.8-1.4 s
+     * for 190k-340k matches); a window costs what it matches. The first is
+     * four times the time the walks covered (at least LOG_WINDOW_MIN_NS),
+     * each next one four times wider, the last one reaching `from`. */
+    int64_t top = f.has_cursor ? f.cursor_ns : f.win.to_ns, width = 4 * (top - after.time_ns);
+    if (width < LOG_WINDOW_MIN_NS) width = LOG_WINDOW_MIN_NS;
+    while (after.set && sx_api_page_need(&page) > 0) {
+        struct log_filters wf = f;
+        int last = after.time_ns - f.win.from_ns <= width;
+        if (!last) wf.win.from_ns = after.time_ns - width;
+        if (log_step(r, &wf, LOG_GIN, 0, &after, &page, &hits) != SX_OK) goto out;
+        if (last) break;
+        /* Every match at or after the window's start is in the page now:
+         * go on below it ((t, (0,0)) is before every row of time t). */
+        after = (struct log_bound){1, wf.win.from_ns, 0, 0};
+        width = width > INT64_MAX / 4 ? INT64_MAX : width * 4;
+    }
     rc = sx_api_page_reply(r, &log_list, &page);
 out:
     sx_api_page_term(&page);

@@ -27,11 +27,13 @@ const WINDOW = { from: DAY_MS, to: DAY_MS + 86399999 };
 // 3,000 logs, one every 10 s (every tenth shares its time with the one before,
 // so ties in time fall across the steps too). Every log has the common word
 // w<RUN>; one in 50 has m<RUN> (60 logs, more than a first walk of 1,000 rows
-// finds); one in 600 has r<RUN> (5 logs: a GIN step).
+// finds); one in 600 has r<RUN> (5 logs: a GIN step); one in 3 of the older half has
+// o<RUN> (500 logs, none among the newest: the GIN step's windows below an empty top).
 const NLOGS = 3000;
 const common = `w${RUN}`;
 const mid = `m${RUN}`;
 const rare = `r${RUN}`;
+const old = `o${RUN}`;
 function logTime(i) {
   return DAY_NS + BigInt((i % 10 === 9 ? i - 1 : i) * 10) * 1000000000n;
 }
@@ -39,6 +41,7 @@ function logBody(i) {
   let b = `${common} entry ${i}`;
   if (i % 50 === 7) b += ` ${mid}`;
   if (i % 600 === 13) b += ` ${rare}`;
+  if (i < NLOGS / 2 && i % 3 === 0) b += ` ${old}`;
   return b;
 }
 
@@ -102,6 +105,7 @@ for (const [label, q, count] of [
   ['a word in 1 row of 50 (a second walk)', mid, NLOGS / 50],
   ['a word in 1 row of 600 (the GIN step)', rare, NLOGS / 600],
   ['a phrase with an exclusion', `"${common} entry" -${mid}`, NLOGS - NLOGS / 50],
+  ['a word common in the older half only (GIN windows)', old, NLOGS / 6],
 ]) {
   stackTest(stack, `q = ${label}: every page newest first, no duplicates or gaps, as PostgreSQL orders them`, { timeout: 120_000 }, async () => {
     const want = await expectedLogs(q);
