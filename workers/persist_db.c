@@ -33,8 +33,15 @@
 /* Ledger rows older than this are pruned (see sql/002_persist_ledger.sql). */
 #define LEDGER_KEEP "7 days"
 
+/* lz4 rather than pglz for values TOASTed by this session (error events'
+ * frames and stack traces pass the 2 KB threshold; err_stage compresses them
+ * once and error_events keeps the compressed datum): pglz made COPY
+ * err_stage ~1.5x slower (bench/README.md, 2026-11-22). A server built
+ * without lz4 keeps its default. */
 static const char session_sql[] =
     "SET jit = off; "
+    "SELECT set_config('default_toast_compression', 'lz4', false) FROM pg_settings "
+    "WHERE name = 'default_toast_compression' AND 'lz4' = ANY (enumvals); "
     "CREATE TEMP TABLE IF NOT EXISTS traces_stage (project_id integer, trace_id bytea, start_ns bigint, "
     "end_ns bigint, has_root boolean, root_start_ns bigint, root_service text, root_name text, "
     "span_count integer, error_count integer, services text[]) ON COMMIT DELETE ROWS";
