@@ -248,57 +248,6 @@ static int run(struct sx_persist_db *db, const char *sql, const char *param, con
     return SX_OK;
 }
 
-/* Clears the n results of res. */
-static void clear_all(PGresult **res, int n)
-{
-    for (int i = 0; i < n; i++) {
-        PQclear(res[i]);
-        res[i] = NULL;
-    }
-}
-
-/* Sends the parameterless statements of sql in one round trip (simple
- * protocol; inside the batch's transaction); out[i] gets the result of
- * statement i (the caller clears them, clear_all), results past nout are
- * cleared here. On failure nothing is left in out and the failure is
- * recorded (sx_persist_db_fail). Most batches thus cost two round trips
- * after their COPY instead of nine (bench/README.md, 2026-11-22). */
-static int multi(struct sx_persist_db *db, const char *sql, const char *what, PGresult **out, int nout, char *err,
-                 size_t errlen)
-{
-    PGresult *r;
-    int n = 0;
-    for (int i = 0; i < nout; i++) out[i] = NULL;
-    if (!PQsendQuery(db->conn, sql)) return sx_persist_db_fail(db, NULL, what, err, errlen);
-    while ((r = PQgetResult(db->conn)) != NULL) {
-        ExecStatusType st = PQresultStatus(r);
-        if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-            clear_all(out, nout);
-            return sx_persist_db_fail(db, r, what, err, errlen);
-        }
-        if (n < nout) out[n] = r;
-        else PQclear(r);
-        n++;
-    }
-    if (n < nout) {
-        clear_all(out, nout);
-        snprintf(err, errlen, "%s failed: %d results for %d statements", what, n, nout);
-        return SX_ERR;
-    }
-    return SX_OK;
-}
-
-/* Appends statement sql and its ';' to b, every "$1" replaced by the quoted
- * array literal lit (digits and commas only: ids this write built). */
-static int put_stmt(struct sx_buf *b, const char *sql, const char *lit)
-{
-    for (const char *p; lit && (p = strstr(sql, "$1")) != NULL; sql = p + 2)
-        if (sx_buf_append(b, sql, (size_t)(p - sql)) || sx_buf_putc(b, '\'') || sx_buf_puts(b, lit) ||
-            sx_buf_putc(b, '\''))
-            return SX_ERR;
-    return sx_buf_puts(b, sql) || sx_buf_puts(b, ";\n") ? SX_ERR : SX_OK;
-}
-
 /* Appends the first column of every row of res to an array literal in b. */
 static int array_of(struct sx_buf *b, PGresult *res, int col, const char *only_if_col_true)
 {
@@ -348,25 +297,21 @@ int sx_persist_errors_write(struct sx_persist_db *db, const struct sx_persist_ba
     if ((rc = sx_persist_db_copy_text(db, "COPY err_stage (" STAGE_COLUMNS ") FROM STDIN", "COPY err_stage",
                                       &db->sql, err, errlen)) != SX_OK)
         return rc;
-    /* One round trip: stale marks, releases, the fingerprints' issues, then
-     * the projects with new fingerprints (or, nothing being fresh, the users). */
-    PGresult *r[7];
-    int nr = 0;
-    sx_buf_reset(&db->sql);
-    if ((nstale && put_stmt(&db->sql, stale_sql, db->ids.data)) ||
-        (fresh_ev && put_stmt(&db->sql, releases_sql, NULL)) || put_stmt(&db->sql, resolve_sql, NULL) ||
-        put_stmt(&db->sql, fresh_ev ? new_projects_sql : users_sql, NULL))
-        goto oom;
-    nr = (nstale ? 1 : 0) + (fresh_ev ? 1 : 0) + 2;
-    if ((rc = multi(db, db->sql.data, "UPDATE err_stage (issues)", r, nr, err, errlen)) != SX_OK) return rc;
-    res = r[nr - 1];
-    r[nr - 1] = NULL;
-    clear_all(r, nr - 1);
-    sx_buf_reset(&db->ids);
-    if (sx_buf_puts(&db->ids, "{}")) goto oom_res;
+    if (nstale && (rc = run(db, stale_sql, db->ids.data, "UPDATE err_stage", NULL, err, errlen)) != SX_OK) return rc;
+
     if (fresh_ev) {
+        if ((rc = run(db, releases_sql, NULL, "INSERT releases", NULL, err, errlen)) != SX_OK) return rc;
+    }
+    if ((rc = run(db, resolve_sql, NULL, "UPDATE err_stage (issues)", NULL, err, errlen)) != SX_OK) return rc;
+    sx_buf_reset(&db->ids);
+    if (sx_buf_puts(&db->ids, "{}")) goto oom;
+    if (fresh_ev) {
+        if ((rc = run(db, new_projects_sql, NULL, "SELECT err_stage (new)", &res, err, errlen)) != SX_OK) return rc;
         int any_new = PQntuples(res) > 0;
-        if (any_new && array_of(&db->ids, res, 0, NULL)) goto oom_res;
+        if (any_new && array_of(&db->ids, res, 0, NULL)) {
+            PQclear(res);
+            goto oom;
+        }
         PQclear(res);
         res = NULL;
         if (any_new) {
@@ -380,59 +325,66 @@ int sx_persist_errors_write(struct sx_persist_db *db, const struct sx_persist_ba
                 (rc = run(db, create_sql, NULL, "INSERT issues", &res, err, errlen)) != SX_OK)
                 return rc;
             int losers = 0;
-            for (int i = 0; i < PQntuples(res); i++) losers += PQgetvalue(res, i, 1)[0] != 't';
+            for (int r = 0; r < PQntuples(res); r++) losers += PQgetvalue(res, r, 1)[0] != 't';
             if (losers) {
                 /* A fingerprint taken meanwhile (not under our lock: a merge
                  * or an older writer): drop our issue, use the winner's. */
-                if (array_of(&db->sql, res, 0, "f")) goto oom_res;
+                if (array_of(&db->sql, res, 0, "f")) {
+                    PQclear(res);
+                    goto oom;
+                }
                 sx_warn("%d new issues lost their fingerprint to another writer; using the winners'", losers);
                 if ((rc = run(db, losers_sql, db->sql.data, "DELETE issues", NULL, err, errlen)) != SX_OK) {
                     PQclear(res);
                     return rc;
                 }
             }
-            if (array_of(&db->ids, res, 0, "t")) goto oom_res;
+            if (array_of(&db->ids, res, 0, "t")) {
+                PQclear(res);
+                goto oom;
+            }
             PQclear(res);
             res = NULL;
             if ((rc = run(db, resolve_sql, NULL, "UPDATE err_stage (issues)", NULL, err, errlen)) != SX_OK) return rc;
         } /* else db->ids is still "{}": no issue created */
-        /* One round trip: lock the touched issues; a merge (sextant-api)
-         * that committed after the fingerprints were read points its issues
-         * at the target, which takes the events (a merge always points at a
-         * live issue, so one step suffices) and is locked in turn (a no-op
-         * when nothing moved); then the issues' update (returning what to
-         * publish), the events, the hourly counts and the users. */
-        sx_buf_reset(&db->sql);
-        if (put_stmt(&db->sql, lock_issues_sql, NULL) || put_stmt(&db->sql, follow_sql, NULL) ||
-            put_stmt(&db->sql, lock_issues_sql, NULL) || put_stmt(&db->sql, update_sql, db->ids.data) ||
-            put_stmt(&db->sql, events_sql, NULL) || put_stmt(&db->sql, hourly_sql, NULL) ||
-            put_stmt(&db->sql, users_sql, NULL))
-            goto oom;
-        nr = 7;
-        if ((rc = multi(db, db->sql.data, "UPDATE issues", r, nr, err, errlen)) != SX_OK) return rc;
-        for (int i = 0; i < PQntuples(r[3]); i++) {
-            const char *kind = PQgetvalue(r[3], i, 5);
-            if (post_add(db, kind[6] == 'n' ? 'n' : 'r', atoll(PQgetvalue(r[3], i, 1)), atoll(PQgetvalue(r[3], i, 0)),
-                         atoll(PQgetvalue(r[3], i, 2)), PQgetvalue(r[3], i, 4), PQgetvalue(r[3], i, 3))) {
-                clear_all(r, nr);
+        if ((rc = run(db, lock_issues_sql, NULL, "SELECT issues FOR UPDATE", NULL, err, errlen)) != SX_OK) return rc;
+        /* A merge (sextant-api) that committed after the fingerprints were
+         * read: its issues point at the target, which takes the events (a
+         * merge always points at a live issue, so one step suffices). */
+        if ((rc = run(db, follow_sql, NULL, "UPDATE err_stage (merged)", &res, err, errlen)) != SX_OK) return rc;
+        int moved = atoi(PQcmdTuples(res));
+        PQclear(res);
+        res = NULL;
+        if (moved && (rc = run(db, lock_issues_sql, NULL, "SELECT issues FOR UPDATE", NULL, err, errlen)) != SX_OK)
+            return rc;
+        if ((rc = run(db, update_sql, db->ids.data, "UPDATE issues", &res, err, errlen)) != SX_OK) return rc;
+        for (int r = 0; r < PQntuples(res); r++) {
+            const char *kind = PQgetvalue(res, r, 5);
+            if (post_add(db, kind[6] == 'n' ? 'n' : 'r', atoll(PQgetvalue(res, r, 1)), atoll(PQgetvalue(res, r, 0)),
+                         atoll(PQgetvalue(res, r, 2)), PQgetvalue(res, r, 4), PQgetvalue(res, r, 3))) {
+                PQclear(res);
                 goto oom;
             }
         }
-        *written = atoll(PQcmdTuples(r[4]));
-        res = r[6];
-        r[6] = NULL;
-        clear_all(r, nr);
+        PQclear(res);
+        res = NULL;
+        if ((rc = run(db, events_sql, NULL, "INSERT error_events", &res, err, errlen)) != SX_OK) return rc;
+        *written = atoll(PQcmdTuples(res));
+        PQclear(res);
+        res = NULL;
+        if ((rc = run(db, hourly_sql, NULL, "INSERT issue_counts_hourly", NULL, err, errlen)) != SX_OK) return rc;
     }
-    for (int i = 0; i < PQntuples(res); i++) {
-        if (post_add(db, 'u', atoll(PQgetvalue(res, i, 0)), atoll(PQgetvalue(res, i, 1)), 0, PQgetvalue(res, i, 2),
-                     ""))
-            goto oom_res;
+    if ((rc = run(db, users_sql, NULL, "SELECT err_stage (users)", &res, err, errlen)) != SX_OK) return rc;
+    for (int r = 0; r < PQntuples(res); r++) {
+        if (post_add(db, 'u', atoll(PQgetvalue(res, r, 0)), atoll(PQgetvalue(res, r, 1)), 0, PQgetvalue(res, r, 2),
+                     "")) {
+            PQclear(res);
+            goto oom;
+        }
     }
     PQclear(res);
     return SX_OK;
 
-oom_res:
-    PQclear(res);
 oom:
     snprintf(err, errlen, "error events failed: out of memory");
     return SX_ERR;
