@@ -91,17 +91,23 @@ int sx_auth_token(const struct sx_auth_io *io, struct sx_auth_caller *c, const c
     const char *params[1] = {lit};
     PGresult *res = io->exec(io->ud,
                              "SELECT t.id, t.project_id, t.user_id, u.is_admin, u.email, "
-                             "t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute' "
+                             "t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute', "
+                             "u.disabled_at IS NOT NULL "
                              "FROM access_tokens t LEFT JOIN users u ON u.id = t.user_id "
                              "WHERE t.token_hash = $1::bytea AND t.revoked_at IS NULL "
-                             "AND (t.expires_at IS NULL OR t.expires_at > now()) "
-                             "AND (t.user_id IS NULL OR u.disabled_at IS NULL)",
+                             "AND (t.expires_at IS NULL OR t.expires_at > now())",
                              1, params, "SELECT access_tokens");
     if (!res) return SX_ERR;
     if (PQntuples(res) != 1) {
         PQclear(res);
         io->fail(io->ud, 401, "unauthorized", "invalid token");
         return SX_AGAIN;
+    }
+    if (PQgetvalue(res, 0, 6)[0] == 't') {
+        /* A disabled user's token: refused, but not SX_AGAIN, which callers
+         * may remember as unknown: `user enable` brings it back at once. */
+        PQclear(res);
+        return io->fail(io->ud, 401, "unauthorized", "invalid token");
     }
     c->token_id = atoi(PQgetvalue(res, 0, 0));
     if (PQgetisnull(res, 0, 2)) {

@@ -89,8 +89,9 @@ int sx_auth_slug_ok(const char *s);
 /* Looks a bearer token up: fills c for a project token (SX_AUTH_PROJECT_TOKEN)
  * or a personal token (SX_AUTH_USER_TOKEN, with the memberships loaded, and
  * last_used_at touched at most once a minute). SX_OK; SX_AGAIN when the
- * token is unknown, revoked or expired (401 set); SX_ERR otherwise (the
- * error response set). */
+ * token is unknown, revoked or expired (401 set: it stays so, a caller may
+ * remember it); SX_ERR otherwise (the error response set; a 401 for a
+ * disabled user's token, which `user enable` can make valid again). */
 int sx_auth_token(const struct sx_auth_io *io, struct sx_auth_caller *c, const char *tok, size_t len);
 /* Looks the session cookie's token up (not expired, not revoked, user not
  * disabled) and fills c's user fields; touches last_seen_at at most once a
