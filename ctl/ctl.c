@@ -231,3 +231,22 @@ int sx_ctl_audit(struct sx_ctl *ctl, const char *action, const char *target, con
     PQclear(res);
     return SX_OK;
 }
+
+int sx_ctl_rows(struct sx_ctl *ctl, PGresult *res, const struct sx_ctl_col *cols, int ncols)
+{
+    sx_json_arr_open(&ctl->w);
+    for (int i = 0; i < PQntuples(res); i++) {
+        sx_json_obj_open(&ctl->w);
+        for (int c = 0; c < ncols; c++) {
+            const char *v = PQgetvalue(res, i, c);
+            sx_json_key(&ctl->w, cols[c].key);
+            if (cols[c].kind == 'i') sx_json_int(&ctl->w, strtoll(v, NULL, 10));
+            else if (cols[c].kind == 'b') sx_json_bool(&ctl->w, v[0] == 't');
+            else sx_json_strz(&ctl->w, v);
+        }
+        sx_json_obj_close(&ctl->w);
+    }
+    sx_json_arr_close(&ctl->w);
+    PQclear(res);
+    return SX_CTL_OK;
+}

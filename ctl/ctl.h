@@ -46,6 +46,16 @@ int sx_ctl_exec(struct sx_ctl *ctl, const char *sql);
 int sx_ctl_audit(struct sx_ctl *ctl, const char *action, const char *target, const char *project_id,
                  const char *details);
 
+/* One column of a listing: its JSON key and kind: 'i' integer, 's' string,
+ * 'b' boolean ("t"/"f"). */
+struct sx_ctl_col {
+    const char *key;
+    char kind;
+};
+/* Writes the rows of res as a JSON array of objects, column c under
+ * cols[c].key (ncols columns), then PQclears res; returns SX_CTL_OK. */
+int sx_ctl_rows(struct sx_ctl *ctl, PGresult *res, const struct sx_ctl_col *cols, int ncols);
+
 /* Resolves a project given by id or slug into *id; SX_ERR (printed) when
  * there is no such project. */
 int sx_ctl_project_id(struct sx_ctl *ctl, const char *ref, long long *id);

@@ -211,22 +211,8 @@ static int project_list(struct sx_ctl *ctl)
     PGresult *res = sx_ctl_query(ctl, "SELECT id, slug, name, status FROM projects ORDER BY id", 0, NULL,
                                  "list projects");
     if (!res) return SX_CTL_FAIL;
-    sx_json_arr_open(&ctl->w);
-    for (int i = 0; i < PQntuples(res); i++) {
-        sx_json_obj_open(&ctl->w);
-        sx_json_key(&ctl->w, "id");
-        sx_json_int(&ctl->w, strtoll(PQgetvalue(res, i, 0), NULL, 10));
-        sx_json_key(&ctl->w, "slug");
-        sx_json_strz(&ctl->w, PQgetvalue(res, i, 1));
-        sx_json_key(&ctl->w, "name");
-        sx_json_strz(&ctl->w, PQgetvalue(res, i, 2));
-        sx_json_key(&ctl->w, "status");
-        sx_json_strz(&ctl->w, PQgetvalue(res, i, 3));
-        sx_json_obj_close(&ctl->w);
-    }
-    sx_json_arr_close(&ctl->w);
-    PQclear(res);
-    return SX_CTL_OK;
+    static const struct sx_ctl_col cols[] = {{"id", 'i'}, {"slug", 's'}, {"name", 's'}, {"status", 's'}};
+    return sx_ctl_rows(ctl, res, cols, 4);
 }
 
 /* project errors SLUG [--error-logs on|off] [--inapp-include P,P...] [--inapp-exclude P,P...]:

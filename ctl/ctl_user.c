@@ -291,24 +291,9 @@ static int user_list(struct sx_ctl *ctl, int argc, char **argv)
                                  "SELECT id, email, name, is_admin, disabled_at IS NOT NULL FROM users ORDER BY id", 0,
                                  NULL, "list users");
     if (!res) return SX_CTL_FAIL;
-    sx_json_arr_open(&ctl->w);
-    for (int i = 0; i < PQntuples(res); i++) {
-        sx_json_obj_open(&ctl->w);
-        sx_json_key(&ctl->w, "id");
-        sx_json_int(&ctl->w, strtoll(PQgetvalue(res, i, 0), NULL, 10));
-        sx_json_key(&ctl->w, "email");
-        sx_json_strz(&ctl->w, PQgetvalue(res, i, 1));
-        sx_json_key(&ctl->w, "name");
-        sx_json_strz(&ctl->w, PQgetvalue(res, i, 2));
-        sx_json_key(&ctl->w, "isAdmin");
-        sx_json_bool(&ctl->w, PQgetvalue(res, i, 3)[0] == 't');
-        sx_json_key(&ctl->w, "disabled");
-        sx_json_bool(&ctl->w, PQgetvalue(res, i, 4)[0] == 't');
-        sx_json_obj_close(&ctl->w);
-    }
-    sx_json_arr_close(&ctl->w);
-    PQclear(res);
-    return SX_CTL_OK;
+    static const struct sx_ctl_col cols[] = {{"id", 'i'}, {"email", 's'}, {"name", 's'}, {"isAdmin", 'b'},
+                                             {"disabled", 'b'}};
+    return sx_ctl_rows(ctl, res, cols, 5);
 }
 
 int sx_ctl_user(struct sx_ctl *ctl, int argc, char **argv)
@@ -389,22 +374,8 @@ static int member_list(struct sx_ctl *ctl, struct args *a)
                                  "ON u.id = m.user_id WHERE m.project_id = $1::int ORDER BY u.id",
                                  1, params, "list members");
     if (!res) return SX_CTL_FAIL;
-    sx_json_arr_open(&ctl->w);
-    for (int i = 0; i < PQntuples(res); i++) {
-        sx_json_obj_open(&ctl->w);
-        sx_json_key(&ctl->w, "userId");
-        sx_json_int(&ctl->w, strtoll(PQgetvalue(res, i, 0), NULL, 10));
-        sx_json_key(&ctl->w, "email");
-        sx_json_strz(&ctl->w, PQgetvalue(res, i, 1));
-        sx_json_key(&ctl->w, "name");
-        sx_json_strz(&ctl->w, PQgetvalue(res, i, 2));
-        sx_json_key(&ctl->w, "role");
-        sx_json_strz(&ctl->w, PQgetvalue(res, i, 3));
-        sx_json_obj_close(&ctl->w);
-    }
-    sx_json_arr_close(&ctl->w);
-    PQclear(res);
-    return SX_CTL_OK;
+    static const struct sx_ctl_col cols[] = {{"userId", 'i'}, {"email", 's'}, {"name", 's'}, {"role", 's'}};
+    return sx_ctl_rows(ctl, res, cols, 4);
 }
 
 int sx_ctl_member(struct sx_ctl *ctl, int argc, char **argv)

@@ -834,14 +834,7 @@ static void thread_term(void *state, void *ctx)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: " PROGRAM " [--config FILE] [--set name=value]... [--instance NAME] [--help]\n"
-            "Serves the JSON API (/api/v1/...) over FastCGI.\n"
-            "  --config FILE      settings file (default: $SEXTANT_CONFIG, else $SEXTANT_HOME/sextant.conf,\n"
-            "                     else ./var/sextant.conf; a missing default file is fine)\n"
-            "  --set name=value   override one setting (after the file)\n"
-            "  --instance NAME    instance name shown in logs\n"
-            "  --help             this text and every setting\n");
+    sx_cli_usage(f, PROGRAM, "Serves the JSON API (/api/v1/...) over FastCGI.");
 }
 
 int main(int argc, char **argv)

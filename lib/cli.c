@@ -121,3 +121,16 @@ void sx_cli_log_init(const struct sx_cli *cli, const struct sx_config *cfg)
     int level = sx_log_level_parse(cfg->log_level);
     sx_log_init(cli->program, cli->instance, level == SX_ERR ? SX_LOG_INFO : level);
 }
+
+void sx_cli_usage(FILE *f, const char *program, const char *what)
+{
+    fprintf(f,
+            "usage: %s [--config FILE] [--set name=value]... [--instance NAME] [--help]\n"
+            "%s\n"
+            "  --config FILE      settings file (default: $SEXTANT_CONFIG, else $SEXTANT_HOME/sextant.conf,\n"
+            "                     else ./var/sextant.conf; a missing default file is fine)\n"
+            "  --set name=value   override one setting (after the file)\n"
+            "  --instance NAME    instance name shown in logs\n"
+            "  --help             this text and every setting\n",
+            program, what);
+}

@@ -27,5 +27,9 @@ int sx_cli_parse(struct sx_cli *cli, int argc, char **argv, struct sx_config *cf
 
 /* Starts logging with the program and instance names at cfg's log_level. */
 void sx_cli_log_init(const struct sx_cli *cli, const struct sx_config *cfg);
+/* Prints the usage text of a FastCGI program that takes only the common
+ * options (--config, --set, --instance, --help); what: one line saying what
+ * it serves. */
+void sx_cli_usage(FILE *f, const char *program, const char *what);
 
 #endif

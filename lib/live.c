@@ -209,6 +209,20 @@ static void point_time(struct sx_json *w, uint64_t t)
     sx_json_int_str(w, t > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)t);
 }
 
+/* One histogram or summary point: {"timeUnixNano","count","sum"} (sum null
+ * when the point has none). */
+static void count_point(struct sx_json *w, uint64_t t, uint64_t count, int has_sum, double sum)
+{
+    sx_json_obj_open(w);
+    point_time(w, t);
+    sx_json_key(w, "count");
+    sx_json_uint(w, count);
+    sx_json_key(w, "sum");
+    if (has_sum) sx_json_double(w, sum);
+    else sx_json_null(w);
+    sx_json_obj_close(w);
+}
+
 /* The number of data points of metric m. */
 static size_t metric_npoints(const Opentelemetry__Proto__Metrics__V1__Metric *m)
 {
@@ -238,41 +252,21 @@ static size_t metric_points(struct sx_json *w, const Opentelemetry__Proto__Metri
         n = m->histogram->n_data_points;
         for (size_t i = 0; i < n && i < SX_LIVE_MAX_POINTS; i++) {
             const Opentelemetry__Proto__Metrics__V1__HistogramDataPoint *p = m->histogram->data_points[i];
-            sx_json_obj_open(w);
-            point_time(w, p->time_unix_nano);
-            sx_json_key(w, "count");
-            sx_json_uint(w, p->count);
-            sx_json_key(w, "sum");
-            if (p->sum_present_case) sx_json_double(w, p->sum);
-            else sx_json_null(w);
-            sx_json_obj_close(w);
+            count_point(w, p->time_unix_nano, p->count, p->sum_present_case != 0, p->sum);
         }
         break;
     case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_EXPONENTIAL_HISTOGRAM:
         n = m->exponential_histogram->n_data_points;
         for (size_t i = 0; i < n && i < SX_LIVE_MAX_POINTS; i++) {
             const Opentelemetry__Proto__Metrics__V1__ExponentialHistogramDataPoint *p = m->exponential_histogram->data_points[i];
-            sx_json_obj_open(w);
-            point_time(w, p->time_unix_nano);
-            sx_json_key(w, "count");
-            sx_json_uint(w, p->count);
-            sx_json_key(w, "sum");
-            if (p->sum_present_case) sx_json_double(w, p->sum);
-            else sx_json_null(w);
-            sx_json_obj_close(w);
+            count_point(w, p->time_unix_nano, p->count, p->sum_present_case != 0, p->sum);
         }
         break;
     case OPENTELEMETRY__PROTO__METRICS__V1__METRIC__DATA_SUMMARY:
         n = m->summary->n_data_points;
         for (size_t i = 0; i < n && i < SX_LIVE_MAX_POINTS; i++) {
             const Opentelemetry__Proto__Metrics__V1__SummaryDataPoint *p = m->summary->data_points[i];
-            sx_json_obj_open(w);
-            point_time(w, p->time_unix_nano);
-            sx_json_key(w, "count");
-            sx_json_uint(w, p->count);
-            sx_json_key(w, "sum");
-            sx_json_double(w, p->sum);
-            sx_json_obj_close(w);
+            count_point(w, p->time_unix_nano, p->count, 1, p->sum);
         }
         break;
     default: break;
