@@ -53,7 +53,8 @@
 #   BENCH_SEED_LOGS       logs to seed otherwise (1000000)
 #   BENCH_QUERY_SAMPLES   sequential requests per query (200)
 #   BENCH_QUERY_MAX_S     at most this many seconds of requests per query (20)
-#   BENCH_FIXTURE         the OTLP request body (shared/otlp-fixtures/traces-proto.bin)
+#   BENCH_FIXTURE         the OTLP request body (../shared/otlp-fixtures/traces-proto.bin, else
+#                         the copy in tests/fixtures/otlp)
 #   BENCH_PAGE_SAMPLES    first-page loads timed in the page phase (10)
 # Figures never decide the exit status: it is nonzero only when the run itself failed.
 set -euo pipefail
@@ -80,8 +81,7 @@ Q_SAMPLES=${BENCH_QUERY_SAMPLES:-200}
 SIG_S=${BENCH_SIGNAL_SECONDS:-15}
 Q_MAX_S=${BENCH_QUERY_MAX_S:-20}
 if [[ -z $FIXTURE ]]; then
-    for f in "$REPO/tests/fixtures/traces-proto.bin" "$REPO/../shared/otlp-fixtures/traces-proto.bin" \
-        /work/shared/otlp-fixtures/traces-proto.bin; do
+    for f in "$REPO/../shared/otlp-fixtures/traces-proto.bin" "$REPO/tests/fixtures/otlp/traces-proto.bin"; do
         [[ -r $f ]] && { FIXTURE=$f; break; }
     done
 fi

@@ -9,6 +9,7 @@ set -eu
 SECS=${1:-30}
 cd "$(dirname "$0")/.."
 FIX=${SX_FIXTURES:-../shared/otlp-fixtures}
+[[ -r $FIX/traces-proto.bin ]] || FIX=tests/fixtures/otlp
 OUT=build/fuzz
 GEN=$OUT/gen
 CC=${FUZZ_CC:-clang}

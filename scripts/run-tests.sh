@@ -13,6 +13,16 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
+
+# The OTLP fixtures (real requests from the OpenTelemetry JS SDK): the team's shared copy
+# beside the checkout when there is one, else the copy in tests/fixtures/otlp, so a lone
+# clone tests the same vectors. C tests and fuzz.sh read SX_FIXTURES, node SEXTANT_FIXTURES.
+if [[ -z ${SX_FIXTURES:-} ]]; then
+    SX_FIXTURES=$REPO/tests/fixtures/otlp
+    [[ -r $REPO/../shared/otlp-fixtures/traces-proto.bin ]] && SX_FIXTURES=$(cd "$REPO/../shared/otlp-fixtures" && pwd)
+fi
+export SX_FIXTURES
+export SEXTANT_FIXTURES=${SEXTANT_FIXTURES:-$SX_FIXTURES}
 MODE=${1:-all}
 case $MODE in all | unit | e2e) ;; *) echo "usage: $0 [unit|e2e]" >&2; exit 2 ;; esac
 

@@ -18,8 +18,8 @@ export const REPO_ROOT = path.resolve(HERE, '../../..');
 function fixturesDir() {
   const candidates = [
     process.env.SEXTANT_FIXTURES,
-    path.join(REPO_ROOT, 'tests', 'fixtures', 'otlp'),
     path.join(REPO_ROOT, '..', 'shared', 'otlp-fixtures'),
+    path.join(REPO_ROOT, 'tests', 'fixtures', 'otlp'),
   ].filter(Boolean);
   for (const dir of candidates) {
     if (existsSync(path.join(dir, 'traces-proto.bin'))) return dir;
